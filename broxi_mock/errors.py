@@ -1,0 +1,19 @@
+"""The exception every expected broxi-mock failure derives from."""
+
+from __future__ import annotations
+
+
+class MockError(Exception):
+    """An expected failure with a one-line message meant for the user."""
+
+
+class SpecError(MockError):
+    """The OpenAPI document cannot be read or is invalid."""
+
+
+class FixtureError(MockError):
+    """A fixture file cannot be read or is invalid."""
+
+
+class ConfigError(MockError):
+    """A configuration file or option is invalid."""

@@ -1,0 +1,80 @@
+"""Check an OpenAPI document: its structure, and every example against its schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema_rs
+from openapi_spec_validator import OpenAPIV31SpecValidator
+
+from broxi_mock.spec import Spec
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem, at a JSON pointer of the document."""
+
+    pointer: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.pointer}: {self.message}"
+
+
+def escape(part: str | int) -> str:
+    """Escape one JSON pointer segment."""
+    return str(part).replace("~", "~0").replace("/", "~1")
+
+
+def lint_spec(spec: Spec) -> list[Finding]:
+    """Return every structural problem and every example that breaks its schema."""
+    findings = [
+        Finding("/" + "/".join(escape(p) for p in error.path), error.message)
+        for error in OpenAPIV31SpecValidator(spec.document).iter_errors()
+    ]
+    if findings:
+        return findings
+    return list(_example_findings(spec))
+
+
+def _example_findings(spec: Spec) -> Iterator[Finding]:
+    for pointer, schema, example in _examples(spec, spec.document, ""):
+        validator = jsonschema_rs.validator_for(spec.schema_of(schema), validate_formats=True)
+        for error in validator.iter_errors(example):
+            where = "/".join(escape(part) for part in error.instance_path)
+            inside = f" at /{where}" if where else ""
+            yield Finding(pointer, f"example does not match its schema{inside}: {error.message}")
+
+
+def _examples(spec: Spec, node: Any, pointer: str) -> Iterator[tuple[str, Any, Any]]:
+    """Yield (pointer, schema, value) for every example the document attaches to a schema."""
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _examples(spec, item, f"{pointer}/{index}")
+        return
+    if not isinstance(node, dict):
+        return
+    schema = node.get("schema")
+    if isinstance(schema, dict):
+        if "example" in node:
+            yield f"{pointer}/example", schema, node["example"]
+        for name, example in (node.get("examples") or {}).items():
+            resolved = spec.resolve(example)
+            if isinstance(resolved, dict) and "value" in resolved:
+                yield f"{pointer}/examples/{escape(name)}", schema, resolved["value"]
+    if _is_schema(node, pointer):
+        for index, value in enumerate(node.get("examples") or []):
+            yield f"{pointer}/examples/{index}", node, value
+        if "example" in node:
+            yield f"{pointer}/example", node, node["example"]
+    for key, value in node.items():
+        if key in ("example", "examples") or key.startswith("x-"):
+            continue
+        yield from _examples(spec, value, f"{pointer}/{escape(key)}")
+
+
+def _is_schema(node: dict[str, Any], pointer: str) -> bool:
+    inside_schema = "/schemas/" in pointer or "/schema/" in pointer or pointer.endswith("/schema")
+    return inside_schema and isinstance(node.get("examples", []), list)

@@ -1,0 +1,45 @@
+"""Settings of one mock server instance."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from broxi_mock.errors import ConfigError
+from broxi_mock.spec import bundled_admin_spec_path, bundled_fixtures_dir, bundled_spec_path
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+RATE_LIMIT_PATTERN = re.compile(r"^(tier|off|(\d+)/min)$")
+
+
+@dataclass(frozen=True)
+class MockConfig:
+    """Everything `create_app` needs; the defaults serve the bundled spec and fixtures."""
+
+    spec_path: Path = field(default_factory=bundled_spec_path)
+    admin_spec_path: Path = field(default_factory=bundled_admin_spec_path)
+    fixtures_dir: Path = field(default_factory=bundled_fixtures_dir)
+    seed: int = 0
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    stream_delay_ms: int | None = None
+    heartbeat_seconds: float = 15.0
+    rate_limit: str = "tier"
+    max_runs: int = 10_000
+    public_url: str = "http://127.0.0.1:4010"
+
+    def __post_init__(self) -> None:
+        if not RATE_LIMIT_PATTERN.match(self.rate_limit):
+            raise ConfigError(
+                f"rate_limit: invalid value {self.rate_limit!r} (expected 'tier', 'off' or 'N/min')"
+            )
+        if self.rate_limit.endswith("/min") and int(self.rate_limit[:-4]) < 1:
+            raise ConfigError(f"rate_limit: {self.rate_limit!r} must allow at least 1/min")
+        if self.max_body_bytes < 1:
+            raise ConfigError(f"max_body_bytes: {self.max_body_bytes} must be at least 1")
+        if self.stream_delay_ms is not None and self.stream_delay_ms < 0:
+            raise ConfigError(f"stream_delay_ms: {self.stream_delay_ms} must not be negative")
+        if self.heartbeat_seconds <= 0:
+            raise ConfigError(f"heartbeat_seconds: {self.heartbeat_seconds} must be positive")
+        if self.max_runs < 1:
+            raise ConfigError(f"max_runs: {self.max_runs} must be at least 1")

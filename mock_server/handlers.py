@@ -1,0 +1,203 @@
+"""One handler per operationId of the public spec."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.responses import Response
+
+from broxi_mock.spec import Operation, Spec
+from mock_server.analytics import usage_report
+from mock_server.config import MockConfig
+from mock_server.errors import ApiError, field_error
+from mock_server.fixtures import FlowFixture, TokenFixture
+from mock_server.records import SessionRecord, format_timestamp, utc_now
+from mock_server.routing import Handler, RequestContext
+from mock_server.runs import RunEngine
+from mock_server.store import Store, new_id
+from mock_server.streaming import stream_response
+
+EVENT_STREAM = "text/event-stream"
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    """Encode `data` as a compact JSON response."""
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, status, media_type="application/json")
+
+
+@dataclass
+class Handlers:
+    """The handlers of the public operations, sharing one store and run engine."""
+
+    store: Store
+    engine: RunEngine
+    config: MockConfig
+    base_url: str
+
+    def table(self) -> dict[str, Handler]:
+        return {
+            "runFlow": self.run_flow,
+            "streamFlow": self.stream_flow,
+            "getRun": self.get_run,
+            "listFlows": self.list_flows,
+            "getFlow": self.get_flow,
+            "createSession": self.create_session,
+            "getSessionHistory": self.get_session_history,
+            "getUsage": self.get_usage,
+        }
+
+    async def run_flow(self, context: RequestContext) -> Response:
+        body = context.body or {}
+        if body.get("stream"):
+            return await self.stream_flow(context)
+        if context.media_type != "application/json":
+            raise _not_acceptable("application/json", "stream is false")
+        plan = self.engine.plan(
+            context.params["flow_id"], context.token, body["input"], body.get("session_id")
+        )
+        run = self.engine.run_to_end(plan)
+        return json_response(run.to_json())
+
+    async def stream_flow(self, context: RequestContext) -> Response:
+        accept = context.request.headers.get("accept")
+        if accept and context.media_type != EVENT_STREAM and EVENT_STREAM not in accept:
+            raise _not_acceptable(EVENT_STREAM, "the response is an event stream")
+        body = context.body or {}
+        plan = self.engine.plan(
+            context.params["flow_id"], context.token, body["input"], body.get("session_id")
+        )
+        latency = plan.flow.latency
+        if self.config.stream_delay_ms is not None:
+            first = every = self.config.stream_delay_ms / 1000
+        else:
+            first, every = latency.first_token_ms / 1000, latency.token_ms / 1000
+        return stream_response(self.engine, plan, first, every, self.config.heartbeat_seconds)
+
+    async def get_run(self, context: RequestContext) -> Response:
+        run_id = context.params["run_id"]
+        run = self.store.get_run(run_id)
+        if run is None or run.workspace != context.token.workspace:
+            raise field_error(404, f"Run {run_id!r} not found.", "run_id", "path", "not found")
+        return json_response(run.to_json())
+
+    async def list_flows(self, context: RequestContext) -> Response:
+        limit, offset, status = (context.params[k] for k in ("limit", "offset", "status"))
+        flows = [f for f in self.store.list_flows() if _is_visible(f, context.token)]
+        if status is not None:
+            flows = [flow for flow in flows if flow.status == status]
+        flows.sort(key=lambda flow: (flow.created_at, flow.id))
+        page = [self._flow_summary(flow) for flow in flows[offset : offset + limit]]
+        return json_response({"flows": page, "total": len(flows), "limit": limit, "offset": offset})
+
+    async def get_flow(self, context: RequestContext) -> Response:
+        flow = self.engine.find_flow(context.params["flow_id"], context.token)
+        summary = self._flow_summary(flow)
+        del summary["endpoint"]
+        summary["config"] = flow.config.model_dump()
+        return json_response(summary)
+
+    async def create_session(self, context: RequestContext) -> Response:
+        body = context.body or {}
+        if context.token.read_only:
+            raise ApiError(403, "This API token is read-only and cannot create sessions.",
+                           {"field": "Authorization", "location": "header",
+                            "reason": "read-only token"})
+        flow_id = body["flow_id"]
+        if self.store.get_flow(flow_id) is None:
+            raise field_error(404, f"Flow {flow_id!r} not found.", "/flow_id", "body", "not found")
+        flow = self.engine.find_flow(flow_id, context.token)
+        session = SessionRecord(
+            id=new_id("session"),
+            flow_id=flow.id,
+            user_id=body.get("user_id"),
+            created_at=utc_now(),
+            metadata=body.get("metadata") or {},
+        )
+        self.store.add_session(session)
+        return json_response(session.to_json(), 201)
+
+    async def get_session_history(self, context: RequestContext) -> Response:
+        session_id = context.params["session_id"]
+        if self.store.get_session(session_id) is None:
+            raise field_error(404, f"Session {session_id!r} not found.", "session_id", "path",
+                              "not found")
+        limit, offset = context.params["limit"], context.params["offset"]
+        messages, total = self.store.list_messages(session_id, offset, limit)
+        return json_response(
+            {
+                "session_id": session_id,
+                "messages": [message.to_json() for message in messages],
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+
+    async def get_usage(self, context: RequestContext) -> Response:
+        params = context.params
+        report = usage_report(
+            self.store.list_usage(),
+            params["start_date"],
+            params["end_date"],
+            params["flow_id"],
+            params["granularity"] or "day",
+        )
+        return json_response(report)
+
+    def _flow_summary(self, flow: FlowFixture) -> dict[str, Any]:
+        return {
+            "id": flow.id,
+            "name": flow.name,
+            "description": flow.description,
+            "status": flow.status,
+            "created_at": format_timestamp(flow.created_at),
+            "updated_at": format_timestamp(flow.updated_at),
+            "endpoint": f"{self.base_url}/flows/{flow.id}/run",
+        }
+
+
+def _is_visible(flow: FlowFixture, token: TokenFixture) -> bool:
+    return flow.status == "published" or flow.workspace == token.workspace
+
+
+def _not_acceptable(media_type: str, reason: str) -> ApiError:
+    return ApiError(
+        406,
+        f"This request can only be answered with {media_type} ({reason}); "
+        "adjust the Accept header.",
+        {"field": "Accept", "location": "header", "reason": "no acceptable media type",
+         "allowed": [media_type]},
+    )
+
+
+def example_handler(spec: Spec) -> Any:
+    """Make handlers that answer an operation with the first example of its success response."""
+
+    def build(operation: Operation) -> Handler:
+        status, body = _first_example(spec, operation)
+
+        async def answer(context: RequestContext) -> Response:
+            return json_response(body, status)
+
+        return answer
+
+    return build
+
+
+def _first_example(spec: Spec, operation: Operation) -> tuple[int, Any]:
+    for status, response in (operation.definition.get("responses") or {}).items():
+        if not str(status).startswith("2"):
+            continue
+        media = (spec.resolve(response).get("content") or {}).get("application/json") or {}
+        if "example" in media:
+            return int(status), media["example"]
+        for example in (media.get("examples") or {}).values():
+            return int(status), spec.resolve(example).get("value")
+        schema = spec.resolve(media.get("schema") or {})
+        if schema.get("examples"):
+            return int(status), schema["examples"][0]
+        return int(status), None
+    return 204, None

@@ -1,0 +1,250 @@
+"""Turn the spec's operations into Starlette routes that authenticate, validate and dispatch."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from broxi_mock.spec import Operation, Spec
+from mock_server.auth import authenticate
+from mock_server.errors import ApiError, error_response, field_error
+from mock_server.fixtures import TokenFixture
+from mock_server.negotiation import choose_media_type, parse_media_type
+from mock_server.ratelimit import RateLimiter, RateLimitState
+from mock_server.store import Store
+from mock_server.validation import (
+    JSON_MEDIA_TYPE,
+    RequestRules,
+    check_body,
+    check_parameters,
+    compile_rules,
+    invalid_request,
+    parse_json_body,
+)
+
+logger = logging.getLogger("broxi_mock.server")
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@dataclass
+class RequestContext:
+    """A request that passed authentication and validation, handed to its handler."""
+
+    request: Request
+    request_id: str
+    token_or_none: TokenFixture | None
+    operation: Operation
+    params: dict[str, Any]
+    body: dict[str, Any] | None
+    media_type: str
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def token(self) -> TokenFixture:
+        """Return the request's token; only operations that need authentication may ask."""
+        if self.token_or_none is None:
+            raise RuntimeError(f"{self.operation.operation_id} does not authenticate requests")
+        return self.token_or_none
+
+
+Handler = Callable[[RequestContext], Awaitable[Response]]
+
+
+def request_id_of(request: Request) -> str:
+    """Return the request's id: the client's `X-Request-ID` when well formed, else a new one."""
+    known = request.scope.get("broxi.request_id")
+    if known is not None:
+        return str(known)
+    sent = request.headers.get("x-request-id")
+    request_id = sent if sent and REQUEST_ID_PATTERN.match(sent) else f"req_{secrets.token_hex(8)}"
+    request.scope["broxi.request_id"] = request_id
+    return request_id
+
+
+@dataclass
+class OperationEndpoint:
+    """The ASGI endpoint of one operation: checks a request, then calls the handler."""
+
+    operation: Operation
+    rules: RequestRules
+    response_media_types: tuple[str, ...]
+    handler: Handler
+    store: Store
+    limiter: RateLimiter
+    max_body_bytes: int
+    authenticated: bool = True
+
+    async def __call__(self, request: Request) -> Response:
+        request_id = request_id_of(request)
+        headers: dict[str, str] = {"X-Request-ID": request_id}
+        try:
+            context = await self._check(request, request_id, headers)
+            response = await self.handler(context)
+            headers.update(context.extra_headers)
+        except ApiError as error:
+            if error.status >= 500:
+                logger.error("%s %s answered %d: %s", request.method, request.url.path,
+                             error.status, error.message)
+            response = error_response(request_id, error)
+        response.headers.update(headers)
+        return response
+
+    async def _check(
+        self, request: Request, request_id: str, headers: dict[str, str]
+    ) -> RequestContext:
+        token = None
+        if self.authenticated:
+            token = authenticate(self.store, request.headers.get("authorization"))
+            state = self.limiter.hit(token)
+            if state is not None:
+                headers.update(state.headers())
+                if not state.allowed:
+                    raise _rate_limited(state)
+        media_type = choose_media_type(request.headers.get("accept"), self.response_media_types)
+        if media_type is None:
+            raise field_error(
+                406,
+                f"Cannot answer with any media type of Accept {request.headers.get('accept')!r}; "
+                f"this operation returns {', '.join(self.response_media_types)}.",
+                "Accept", "header", "no acceptable media type",
+                allowed=list(self.response_media_types),
+            )
+        body = await self._read_body(request) if self.rules.body_media_types else None
+        sources = {
+            "path": request.path_params,
+            "query": request.query_params,
+            "header": request.headers,
+            "cookie": request.cookies,
+        }
+        params, problems = check_parameters(self.rules, sources)
+        if body is not None:
+            problems.extend(check_body(self.rules, body))
+        if problems:
+            raise invalid_request(problems)
+        return RequestContext(request, request_id, token, self.operation, params, body, media_type)
+
+    async def _read_body(self, request: Request) -> dict[str, Any] | None:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise _too_large(self.max_body_bytes)
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _too_large(self.max_body_bytes)
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        if not raw and not self.rules.body_required:
+            return None
+        content_type = request.headers.get("content-type")
+        if raw and content_type is None:
+            raise field_error(415, "Missing Content-Type header; send 'application/json'.",
+                              "Content-Type", "header", "missing")
+        if content_type is not None:
+            _check_content_type(content_type)
+        return parse_json_body(raw)  # type: ignore[no-any-return]
+
+
+def _check_content_type(content_type: str) -> None:
+    essence, params = parse_media_type(content_type)
+    charset = params.get("charset", "utf-8").lower()
+    if essence != JSON_MEDIA_TYPE or charset not in ("utf-8", "utf8"):
+        raise field_error(
+            415,
+            f"Content-Type {content_type!r} is not supported; send 'application/json'.",
+            "Content-Type", "header", "unsupported media type",
+            allowed=[JSON_MEDIA_TYPE],
+        )
+
+
+def _too_large(limit: int) -> ApiError:
+    return field_error(413, f"Request body is larger than {limit} bytes.", "/", "body",
+                       f"body exceeds {limit} bytes", max_bytes=limit)
+
+
+def _rate_limited(state: RateLimitState) -> ApiError:
+    message = (
+        f"Rate limit of {state.limit} requests per minute exceeded; "
+        f"retry after {state.retry_after} seconds."
+    )
+    details = {"limit": state.limit, "retry_after": state.retry_after}
+    return ApiError(429, message, details, headers={"Retry-After": str(state.retry_after)})
+
+
+def response_media_types(spec: Spec, operation: Operation) -> tuple[str, ...]:
+    """List the media types of an operation's success responses, JSON first."""
+    found: list[str] = []
+    for status, response in (operation.definition.get("responses") or {}).items():
+        if not str(status).startswith("2"):
+            continue
+        for media_type in spec.resolve(response).get("content") or {}:
+            if media_type not in found:
+                found.append(media_type)
+    return tuple(found) or (JSON_MEDIA_TYPE,)
+
+
+def build_routes(
+    spec: Spec,
+    handlers: dict[str, Handler],
+    fallback: Callable[[Operation], Handler],
+    store: Store,
+    limiter: RateLimiter,
+    max_body_bytes: int,
+) -> list[Route]:
+    """Make one route per path of the spec, each method dispatched to its handler."""
+    routes = []
+    for operation in spec.operations():
+        handler = handlers.get(operation.operation_id)
+        if handler is None:
+            logger.warning("No handler for %s; it answers with its spec example.",
+                           operation.operation_id)
+            handler = fallback(operation)
+        endpoint = OperationEndpoint(
+            operation=operation,
+            rules=compile_rules(spec, operation),
+            response_media_types=response_media_types(spec, operation),
+            handler=handler,
+            store=store,
+            limiter=limiter,
+            max_body_bytes=max_body_bytes,
+            authenticated=_needs_token(spec, operation),
+        )
+        path = spec.base_path + operation.path
+        routes.append(
+            Route(path, endpoint.__call__, methods=[operation.method], name=operation.operation_id)
+        )
+    return _merge_methods(routes)
+
+
+def _needs_token(spec: Spec, operation: Operation) -> bool:
+    requirements = operation.definition.get("security", spec.document.get("security"))
+    return bool(requirements) and all(requirement for requirement in requirements)
+
+
+def _merge_methods(routes: list[Route]) -> list[Route]:
+    # Starlette answers 405 only when no route of the path accepts the method, so routes of one
+    # path must come together; one dispatching route per path keeps `Allow` complete.
+    by_path: dict[str, list[Route]] = {}
+    for route in routes:
+        by_path.setdefault(route.path, []).append(route)
+    merged = []
+    for path, group in by_path.items():
+        if len(group) == 1:
+            merged.append(group[0])
+            continue
+        table = {method: route.endpoint for route in group for method in route.methods or ()}
+
+        async def dispatch(request: Request, table: dict[str, Any] = table) -> Response:
+            return await table[request.method](request)  # type: ignore[no-any-return]
+
+        merged.append(Route(path, dispatch, methods=sorted(table)))
+    return merged

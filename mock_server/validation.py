@@ -1,0 +1,202 @@
+"""Compile an operation's request rules once at start-up and check requests against them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema_rs
+
+from broxi_mock.spec import Operation, Spec
+from mock_server.errors import ApiError
+
+JSON_MEDIA_TYPE = "application/json"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a request: where, which field, and why."""
+
+    location: str
+    field: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"field": self.field, "location": self.location, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ParameterRule:
+    name: str
+    location: str
+    required: bool
+    types: frozenset[str]
+    default: Any
+    validator: Any = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RequestRules:
+    """What a valid request of one operation looks like."""
+
+    parameters: tuple[ParameterRule, ...]
+    body_required: bool
+    body_media_types: frozenset[str]
+    body_validator: Any = field(repr=False)
+
+
+def compile_rules(spec: Spec, operation: Operation) -> RequestRules:
+    """Compile the parameter and body validators of an operation."""
+    parameters = tuple(_compile_parameter(spec, p) for p in operation.parameters)
+    body = spec.resolve(operation.definition.get("requestBody")) or {}
+    content = body.get("content") or {}
+    validator = None
+    if JSON_MEDIA_TYPE in content and "schema" in content[JSON_MEDIA_TYPE]:
+        schema = spec.schema_of(content[JSON_MEDIA_TYPE]["schema"])
+        validator = jsonschema_rs.validator_for(schema, validate_formats=True)
+    return RequestRules(
+        parameters=parameters,
+        body_required=bool(body.get("required")),
+        body_media_types=frozenset(content),
+        body_validator=validator,
+    )
+
+
+def _compile_parameter(spec: Spec, parameter: dict[str, Any]) -> ParameterRule:
+    schema = parameter.get("schema") or {}
+    resolved = spec.resolve(schema)
+    kind = resolved.get("type", "string")
+    types = frozenset([kind] if isinstance(kind, str) else kind)
+    return ParameterRule(
+        name=parameter["name"],
+        location=parameter["in"],
+        required=bool(parameter.get("required")) or parameter["in"] == "path",
+        types=types,
+        default=resolved.get("default"),
+        validator=jsonschema_rs.validator_for(spec.schema_of(schema), validate_formats=True),
+    )
+
+
+def coerce(raw: str, types: frozenset[str]) -> Any:
+    """Turn a parameter's text into the JSON value its schema types ask for, when it parses."""
+    if "integer" in types and _is_integer(raw):
+        return int(raw)
+    if "number" in types:
+        try:
+            return float(raw) if not _is_integer(raw) else int(raw)
+        except ValueError:
+            pass
+    if "boolean" in types and raw in ("true", "false"):
+        return raw == "true"
+    return raw
+
+
+def _is_integer(raw: str) -> bool:
+    digits = raw[1:] if raw[:1] in "+-" else raw
+    return digits.isascii() and digits.isdigit() and len(digits) <= 18
+
+
+def check_parameters(
+    rules: RequestRules, sources: dict[str, Any]
+) -> tuple[dict[str, Any], list[Problem]]:
+    """Validate path, query and header values; return the coerced values and the problems."""
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for rule in rules.parameters:
+        raw = sources[rule.location].get(rule.name)
+        if raw is None:
+            if rule.required:
+                problems.append(Problem(rule.location, rule.name, "required parameter is missing"))
+            else:
+                values[rule.name] = rule.default
+            continue
+        value = coerce(raw, rule.types)
+        error = next(rule.validator.iter_errors(value), None)
+        if error is not None:
+            problems.append(Problem(rule.location, rule.name, _describe(error, raw)))
+            continue
+        values[rule.name] = value
+    return values, problems
+
+
+def _describe(error: Any, raw: str) -> str:
+    message = str(error.message)
+    return message.replace(json.dumps(raw), repr(raw), 1) if len(raw) < 200 else message
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """Decode a request body that must be one JSON object, raising a 400 that says why not."""
+    if not raw.strip():
+        raise _body_error("Request body is empty; expected a JSON object.", "/", "body is empty")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        reason = f"invalid UTF-8 at byte {exc.start}"
+        raise _body_error(f"Request body is not valid UTF-8 ({reason}).", "/", reason) from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        reason = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+        raise _body_error(f"Request body is not valid JSON: {reason}.", "/", reason) from exc
+    except RecursionError as exc:
+        reason = "nesting is too deep"
+        raise _body_error(f"Request body is not valid JSON: {reason}.", "/", reason) from exc
+    if not isinstance(data, dict):
+        kind = "an array" if isinstance(data, list) else f"a JSON {_json_type(data)}"
+        reason = f"expected a JSON object, got {kind}"
+        raise _body_error(f"Request body must be a JSON object, got {kind}.", "/", reason)
+    return data
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "string"
+
+
+def _body_error(message: str, pointer: str, reason: str) -> ApiError:
+    return ApiError(400, message, {"field": pointer, "location": "body", "reason": reason})
+
+
+def check_body(rules: RequestRules, data: Any) -> list[Problem]:
+    """Validate a decoded JSON body against the operation's schema."""
+    if rules.body_validator is None:
+        return []
+    problems = []
+    for error in rules.body_validator.iter_errors(data):
+        path = list(error.instance_path)
+        pointer = "/" + "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in path)
+        problems.append(Problem("body", _pointer_of(error, pointer), str(error.message)))
+    return problems
+
+
+def _pointer_of(error: Any, pointer: str) -> str:
+    # A missing or unexpected property is reported on its parent object; name the property.
+    kind = type(error.kind).__name__
+    if kind == "Required":
+        name = getattr(error.kind, "property", None)
+        if isinstance(name, str):
+            return pointer.rstrip("/") + "/" + name
+    if kind == "AdditionalProperties":
+        unexpected = getattr(error.kind, "unexpected", None)
+        if unexpected:
+            return pointer.rstrip("/") + "/" + str(unexpected[0])
+    return pointer
+
+
+def invalid_request(problems: list[Problem]) -> ApiError:
+    """Build the 400 for a list of problems; the first one is named at the top level."""
+    first = problems[0]
+    where = "Request body" if first.location == "body" else f"{first.location.title()} parameter"
+    message = f"{where} is invalid: {first.field}: {first.reason}."
+    if len(problems) > 1:
+        message = message[:-1] + f" (and {len(problems) - 1} more)."
+    details = first.to_json()
+    if len(problems) > 1:
+        details["errors"] = [problem.to_json() for problem in problems]
+    return ApiError(400, message, details)
