@@ -10,6 +10,8 @@ from mock_server.errors import field_error
 from mock_server.records import UsageEntry, format_timestamp, utc_now
 
 DEFAULT_PERIOD = dt.timedelta(days=30)
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 MAX_BUCKETS = 2000
 
 
@@ -18,13 +20,28 @@ def parse_date(name: str, value: str) -> dt.datetime:
     try:
         if len(value) == 10:
             day = dt.date.fromisoformat(value)
-            return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-        parsed = dt.datetime.fromisoformat(value)
+            parsed = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+        else:
+            parsed = dt.datetime.fromisoformat(value)
     except ValueError as exc:
         raise _bad_date(name, value) from exc
     if parsed.tzinfo is None:
         raise _bad_date(name, value)
-    return parsed.astimezone(dt.UTC)
+    try:
+        moment = parsed.astimezone(dt.UTC)
+    except OverflowError as exc:
+        raise _out_of_range(name, value) from exc
+    if not EARLIEST <= moment < LATEST:
+        raise _out_of_range(name, value)
+    return moment
+
+
+def _out_of_range(name: str, value: str) -> Exception:
+    return field_error(
+        400,
+        f"Query parameter {name} is out of range: {value!r} (expected 1970-01-01 to 9998-12-31).",
+        name, "query", "date out of range",
+    )
 
 
 def _bad_date(name: str, value: str) -> Exception:
@@ -71,7 +88,7 @@ def usage_report(
 ) -> dict[str, Any]:
     """Sum the runs that finished in [start, end) into buckets of the given granularity."""
     end = parse_date("end_date", end_date) if end_date else utc_now()
-    start = parse_date("start_date", start_date) if start_date else end - DEFAULT_PERIOD
+    start = parse_date("start_date", start_date) if start_date else max(EARLIEST, end - DEFAULT_PERIOD)
     if end < start:
         raise field_error(400, "Query parameter end_date is before start_date.", "end_date",
                           "query", "end_date is before start_date")

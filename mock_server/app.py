@@ -14,6 +14,7 @@ from broxi_mock.spec import load_spec
 from mock_server.admin import AdminHandlers
 from mock_server.config import MockConfig
 from mock_server.errors import ApiError, error_response
+from mock_server.events import EventBus
 from mock_server.fixtures import load_fixtures
 from mock_server.handlers import Handlers, example_handler
 from mock_server.ratelimit import RateLimiter
@@ -30,7 +31,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     spec = load_spec(config.spec_path)
     fixtures = load_fixtures(config.fixtures_dir)
     store = MemoryStore(fixtures, seed=config.seed, max_runs=config.max_runs)
-    engine = RunEngine(store, config.seed)
+    events = EventBus()
+    engine = RunEngine(store, config.seed, events)
     limiter = RateLimiter(config.rate_limit)
     handlers = Handlers(store, engine, config, config.public_url.rstrip("/") + spec.base_path)
     routes = build_routes(
@@ -51,6 +53,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     app.state.spec = spec
     app.state.store = store
     app.state.engine = engine
+    app.state.events = events
     app.state.limiter = limiter
     return app
 

@@ -52,7 +52,8 @@ class Handlers:
     async def run_flow(self, context: RequestContext) -> Response:
         body = context.body or {}
         if body.get("stream"):
-            return await self.stream_flow(context)
+            # The body asks for a stream explicitly, so the Accept header is not consulted.
+            return await self._stream(context)
         if context.media_type != "application/json":
             raise _not_acceptable("application/json", "stream is false")
         plan = self.engine.plan(
@@ -62,9 +63,9 @@ class Handlers:
         return json_response(run.to_json())
 
     async def stream_flow(self, context: RequestContext) -> Response:
-        accept = context.request.headers.get("accept")
-        if accept and context.media_type != EVENT_STREAM and EVENT_STREAM not in accept:
-            raise _not_acceptable(EVENT_STREAM, "the response is an event stream")
+        return await self._stream(context)
+
+    async def _stream(self, context: RequestContext) -> Response:
         body = context.body or {}
         plan = self.engine.plan(
             context.params["flow_id"], context.token, body["input"], body.get("session_id")
@@ -117,6 +118,11 @@ class Handlers:
             metadata=body.get("metadata") or {},
         )
         self.store.add_session(session)
+        self.engine.events.emit(
+            "session.created",
+            {"session_id": session.id, "flow_id": session.flow_id, "user_id": session.user_id,
+             "status": session.status},
+        )
         return json_response(session.to_json(), 201)
 
     async def get_session_history(self, context: RequestContext) -> Response:

@@ -18,9 +18,8 @@ def utc_now() -> dt.datetime:
 def format_timestamp(value: dt.datetime) -> str:
     """Format a timestamp as RFC 3339 in UTC with a `Z` suffix."""
     value = value.astimezone(dt.UTC)
-    if value.microsecond:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+    return text.removesuffix("+00:00") + "Z"
 
 
 @dataclass

@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass
 
 from mock_server.errors import ApiError, field_error
+from mock_server.events import EventBus
 from mock_server.fixtures import FlowFixture, TokenFixture
 from mock_server.records import MessageRecord, RunRecord, SessionRecord, UsageEntry, utc_now
 from mock_server.replies import ReplyWriter, estimate_tokens, split_tokens
@@ -27,8 +28,9 @@ class RunPlan:
 class RunEngine:
     """Creates runs and moves them through `running` to `completed` or `failed`."""
 
-    def __init__(self, store: Store, seed: int) -> None:
+    def __init__(self, store: Store, seed: int, events: EventBus | None = None) -> None:
         self.store = store
+        self.events = events or EventBus()
         self.writer = ReplyWriter(seed)
         self.rng = random.Random(seed)
 
@@ -72,6 +74,7 @@ class RunEngine:
         )
         run.usage.prompt_tokens = prompt
         self.store.add_run(run)
+        self.events.emit("flow.run.started", _run_event_data(run))
         return RunPlan(run, flow, tokens, fail_after, flow.failure.message)
 
     def _session_for(self, session_id: str, flow: FlowFixture) -> SessionRecord:
@@ -138,6 +141,13 @@ class RunEngine:
                     MessageRecord(new_id("msg"), "assistant", run.output, run.completed_at)
                 )
             self.store.add_messages(run.session_id, messages)
+        data = _run_event_data(run)
+        if run.status == "completed":
+            data.update(output=run.output, usage=run.usage.to_json())
+            self.events.emit("flow.run.completed", data)
+        else:
+            data.update(output=run.output, usage=run.usage.to_json(), error=run.error)
+            self.events.emit("flow.run.failed", data)
         tokens = run.usage.prompt_tokens + run.usage.completion_tokens
         self.store.add_usage(
             UsageEntry(
@@ -162,3 +172,12 @@ class RunEngine:
         else:
             self.complete(plan, finished_at)
         return plan.run
+
+
+def _run_event_data(run: RunRecord) -> dict[str, object]:
+    return {
+        "run_id": run.id,
+        "flow_id": run.flow_id,
+        "session_id": run.session_id,
+        "status": run.status,
+    }

@@ -1,0 +1,132 @@
+"""Shared fixtures: app and client builders, and a real `broxi-mock serve` on a free port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from mock_server import MockConfig, create_app
+
+FREE_TOKEN = "bx_test_free_00000000000000000001"
+PRO_TOKEN = "bx_test_pro_00000000000000000002"
+READ_ONLY_TOKEN = "bx_test_readonly_000000000000004"
+ACME_TOKEN = "bx_test_acme_00000000000000000005"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def auth(token: str = PRO_TOKEN) -> dict[str, str]:
+    """Return the Authorization header of a token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def make_app() -> Callable[..., Starlette]:
+    """Build an app; keyword arguments override `MockConfig` fields (no stream pacing)."""
+
+    def build(**overrides: Any) -> Starlette:
+        settings: dict[str, Any] = {"stream_delay_ms": 0, **overrides}
+        return create_app(MockConfig(**settings))
+
+    return build
+
+
+@pytest.fixture
+def make_client(make_app: Callable[..., Starlette]) -> Iterator[Callable[..., TestClient]]:
+    """Build an in-process client of a fresh app; each client is closed after the test."""
+    clients: list[TestClient] = []
+
+    def build(**overrides: Any) -> TestClient:
+        client = TestClient(make_app(**overrides), raise_server_exceptions=False)
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    """An in-process client of an app with the bundled spec and fixtures."""
+    return make_client()
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """A `broxi-mock serve` process and its base URL."""
+
+    process: subprocess.Popen[str]
+    url: str
+    output_path: Path
+
+    def output(self) -> str:
+        return self.output_path.read_text()
+
+
+def start_server(tmp_path: Path, *args: str, timeout: float = 20.0) -> LiveServer:
+    """Start `broxi-mock serve` on a free port and wait until it accepts connections."""
+    port = free_port()
+    log = tmp_path / f"serve-{port}.log"
+    command = [sys.executable, "-m", "broxi_mock", "serve", "--port", str(port), *args]
+    handle = log.open("w")
+    process = subprocess.Popen(
+        command, stdout=handle, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"broxi-mock serve exited early:\n{log.read_text()}")
+        try:
+            httpx.get(f"{url}/_mock/openapi.json", timeout=0.5)
+            return LiveServer(process, url, log)
+        except httpx.TransportError:
+            time.sleep(0.05)
+    stop_server(process)
+    raise RuntimeError(f"broxi-mock serve did not start within {timeout} s:\n{log.read_text()}")
+
+
+def stop_server(process: subprocess.Popen[str]) -> None:
+    """Stop a server started by `start_server`, killing it if it does not stop in 10 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start real servers for a test; every one is stopped when the test ends."""
+    started: list[LiveServer] = []
+
+    def start(*args: str) -> LiveServer:
+        server = start_server(tmp_path, *args)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        stop_server(server.process)
