@@ -24,6 +24,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The benchmark takes about three minutes and records its run in docs/benchmarks.md. It uses
+# wrk when installed (Debian or Ubuntu: apt-get install wrk), else a slower Python generator.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(ARGS)
+
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
