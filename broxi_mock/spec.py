@@ -138,7 +138,7 @@ class Spec:
         """Wrap a reference into a standalone JSON Schema that can resolve the document's refs."""
         return {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "components": self.document.get("components", {}),
+            "components": self.reachable_components({"$ref": ref}),
             "$ref": ref,
         }
 
@@ -148,9 +148,45 @@ class Spec:
             return self.schema_ref(schema["$ref"])
         return {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "components": self.document.get("components", {}),
+            "components": self.reachable_components(schema),
             "allOf": [schema],
         }
+
+    def reachable_components(self, node: Any) -> dict[str, dict[str, Any]]:
+        """Pick the components that `node` reaches through `$ref`, directly or through others.
+
+        A compiled validator keeps every schema it is given, so embedding only these instead of
+        all components keeps each validator small.
+        """
+        components = self.document.get("components")
+        if not isinstance(components, dict):
+            return {}
+        picked: dict[str, dict[str, Any]] = {}
+        pending = [node]
+        while pending:
+            current = pending.pop()
+            if isinstance(current, list):
+                pending.extend(current)
+            elif isinstance(current, dict):
+                pending.extend(current.values())
+                found = _component_of(components, current.get("$ref"))
+                if found is not None and found[1] not in picked.get(found[0], {}):
+                    picked.setdefault(found[0], {})[found[1]] = found[2]
+                    pending.append(found[2])
+        return picked
+
+
+def _component_of(components: dict[str, Any], ref: Any) -> tuple[str, str, Any] | None:
+    # `#/components/schemas/Run/properties/id` needs the whole `Run` entry of `schemas`.
+    if not isinstance(ref, str) or not ref.startswith("#/components/"):
+        return None
+    parts = [part.replace("~1", "/").replace("~0", "~") for part in ref.split("/")[2:4]]
+    if len(parts) < 2:
+        return None
+    section = components.get(parts[0])
+    if not isinstance(section, dict) or parts[1] not in section:
+        return None
+    return parts[0], parts[1], section[parts[1]]
 
 
 def _base_path(document: dict[str, Any]) -> str:
