@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.responses import Response
+
+from mock_server.encoding import encode_json
 
 STATUS_CODES = {
     400: "INVALID_REQUEST",
@@ -54,7 +55,7 @@ def error_body(request_id: str, code: str, message: str, details: dict[str, Any]
         "error": {"code": code, "message": message, "details": details},
         "request_id": request_id,
     }
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+    return encode_json(envelope)
 
 
 def error_response(request_id: str, error: ApiError) -> Response:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,9 +10,11 @@ from starlette.responses import Response
 from broxi_mock.spec import Operation, Spec
 from mock_server.analytics import usage_report
 from mock_server.config import MockConfig
+from mock_server.encoding import encode_json
 from mock_server.errors import ApiError, field_error
 from mock_server.fixtures import FlowFixture, TokenFixture
-from mock_server.records import SessionRecord, format_timestamp, utc_now
+from mock_server.flowbodies import FlowBodies
+from mock_server.records import SessionRecord, utc_now
 from mock_server.routing import Handler, RequestContext
 from mock_server.runs import RunEngine
 from mock_server.store import Store, new_id
@@ -24,8 +25,7 @@ EVENT_STREAM = "text/event-stream"
 
 def json_response(data: Any, status: int = 200) -> Response:
     """Encode `data` as a compact JSON response."""
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-    return Response(body, status, media_type="application/json")
+    return Response(encode_json(data), status, media_type="application/json")
 
 
 @dataclass
@@ -36,6 +36,9 @@ class Handlers:
     engine: RunEngine
     config: MockConfig
     base_url: str
+
+    def __post_init__(self) -> None:
+        self.flow_bodies = FlowBodies(self.base_url)
 
     def table(self) -> dict[str, Handler]:
         return {
@@ -90,15 +93,12 @@ class Handlers:
         if status is not None:
             flows = [flow for flow in flows if flow.status == status]
         flows.sort(key=lambda flow: (flow.created_at, flow.id))
-        page = [self._flow_summary(flow) for flow in flows[offset : offset + limit]]
-        return json_response({"flows": page, "total": len(flows), "limit": limit, "offset": offset})
+        body = self.flow_bodies.page(flows[offset : offset + limit], len(flows), limit, offset)
+        return Response(body, media_type="application/json")
 
     async def get_flow(self, context: RequestContext) -> Response:
         flow = self.engine.find_flow(context.params["flow_id"], context.token)
-        summary = self._flow_summary(flow)
-        del summary["endpoint"]
-        summary["config"] = flow.config.model_dump()
-        return json_response(summary)
+        return Response(self.flow_bodies.detail(flow), media_type="application/json")
 
     async def create_session(self, context: RequestContext) -> Response:
         body = context.body or {}
@@ -152,18 +152,6 @@ class Handlers:
             params["granularity"] or "day",
         )
         return json_response(report)
-
-    def _flow_summary(self, flow: FlowFixture) -> dict[str, Any]:
-        return {
-            "id": flow.id,
-            "name": flow.name,
-            "description": flow.description,
-            "status": flow.status,
-            "created_at": format_timestamp(flow.created_at),
-            "updated_at": format_timestamp(flow.updated_at),
-            "endpoint": f"{self.base_url}/flows/{flow.id}/run",
-        }
-
 
 def _is_visible(flow: FlowFixture, token: TokenFixture) -> bool:
     return flow.status == "published" or flow.workspace == token.workspace

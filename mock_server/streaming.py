@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from mock_server.encoding import encode_json
 from mock_server.runs import RunEngine, RunPlan
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -17,7 +17,7 @@ DISCONNECT_MESSAGE = "The client disconnected before the stream ended."
 
 def _event(event_id: int, payload: dict[str, Any]) -> ServerSentEvent:
     # JSON escapes CR and LF, so output text can never break the event framing.
-    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    data = encode_json(payload).decode()
     return ServerSentEvent(data=data, id=str(event_id))
 
 
