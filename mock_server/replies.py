@@ -64,8 +64,10 @@ _FAKERS: list[Faker] = []
 
 def _faker(rng: random.Random) -> Faker:
     # Building a Faker takes milliseconds, so one instance is reseeded for every reply.
+    # Uniform picks instead of frequency-weighted ones cost 6 us instead of 35 us a name,
+    # because the weighted pick sums thousands of weights each time.
     if not _FAKERS:
-        _FAKERS.append(Faker("en_US"))
+        _FAKERS.append(Faker("en_US", use_weighting=False))
     fake = _FAKERS[0]
     fake.seed_instance(rng.getrandbits(32))
     return fake
