@@ -93,8 +93,9 @@ def render(results: dict[str, Any], header: list[str]) -> str:
 def _throughput_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| Request | Reference req/s | Mock req/s | Ratio | Ratio target | Reference p50 / p99 ms "
-        "| Mock p50 / p99 ms | p99 target | Unexpected answers |",
-        "|---|---:|---:|---:|---|---:|---:|---|---:|",
+        "| Mock p50 / p99 ms | p99 target | CPU us per request, reference / mock "
+        "| Unexpected answers |",
+        "|---|---:|---:|---:|---|---:|---:|---|---:|---:|",
     ]
     for row in rows:
         ref, mock = row["reference"], row["mock"]
@@ -107,6 +108,7 @@ def _throughput_table(rows: list[dict[str, Any]]) -> list[str]:
             f"| {row['label']} | {ref['rps']:,.0f} | {mock['rps']:,.0f} | {row['ratio']:.2f} "
             f"| {ratio_cell} | {ref['p50_ms']:.1f} / {ref['p99_ms']:.1f} "
             f"| {mock['p50_ms']:.1f} / {mock['p99_ms']:.1f} | {p99_cell} "
+            f"| {ref['cpu_us']:.0f} / {mock['cpu_us']:.0f} "
             f"| {ref['unexpected'] + mock['unexpected']} |"
         )
     return lines

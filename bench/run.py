@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -127,20 +128,57 @@ def _measure_throughput(
 def _compare(
     settings: Settings, case: Scenario, reference: Server, mock: Server, work: Path
 ) -> dict[str, Any]:
-    row: dict[str, Any] = {"key": case.key, "label": case.label}
+    # Short rounds that alternate between the servers pair each mock run with a reference run
+    # on the same machine state; medians keep a noisy neighbour's burst out of the result.
+    rounds = max(1, round(settings.duration))
     for server in (reference, mock):
         run_load(settings.generator, case, server.port, settings.connections, settings.warmup, work)
-        row[server.name] = run_load(
-            settings.generator, case, server.port, settings.connections, settings.duration, work
-        )
-    row["mock_rss_after"] = mock.rss_mb()
-    row["ratio"] = row["mock"]["rps"] / row["reference"]["rps"] if row["reference"]["rps"] else 0
+    runs: dict[str, list[dict[str, Any]]] = {"reference": [], "mock": []}
+    for _ in range(rounds):
+        for server in (reference, mock):
+            result = _timed_load(settings, case, server, settings.duration / rounds, work)
+            runs[server.name].append(result)
+    pairs = zip(runs["reference"], runs["mock"], strict=True)
+    ratios = [mine["rps"] / theirs["rps"] for theirs, mine in pairs if theirs["rps"]]
+    row: dict[str, Any] = {
+        "key": case.key,
+        "label": case.label,
+        "reference": _combine(runs["reference"]),
+        "mock": _combine(runs["mock"]),
+        "ratio": statistics.median(ratios) if ratios else 0.0,
+        "mock_rss_after": mock.rss_mb(),
+    }
     print(
         f"  {case.label}: reference {row['reference']['rps']:.0f}/s, "
         f"mock {row['mock']['rps']:.0f}/s",
         file=sys.stderr,
     )
     return row
+
+
+def _timed_load(
+    settings: Settings, case: Scenario, server: Server, seconds: float, work: Path
+) -> dict[str, Any]:
+    cpu_before = server.cpu_seconds()
+    result = run_load(settings.generator, case, server.port, settings.connections, seconds, work)
+    cpu = server.cpu_seconds() - cpu_before
+    result["cpu_us"] = cpu / result["requests"] * 1e6 if result["requests"] else 0.0
+    return result
+
+
+def _combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def median(key: str) -> float:
+        return float(statistics.median(run[key] for run in runs))
+
+    return {
+        "rounds": len(runs),
+        "requests": sum(run["requests"] for run in runs),
+        "rps": median("rps"),
+        "p50_ms": median("p50_ms"),
+        "p99_ms": median("p99_ms"),
+        "cpu_us": median("cpu_us"),
+        "unexpected": sum(run["unexpected"] for run in runs),
+    }
 
 
 def _sustain(settings: Settings, cases: list[Scenario], mock: Server, work: Path) -> dict[str, Any]:

@@ -46,6 +46,11 @@ class Server:
         rss: int = psutil.Process(self.process.pid).memory_info().rss
         return rss / MB
 
+    def cpu_seconds(self) -> float:
+        """Return the processor time the process has used so far, user and system."""
+        times = psutil.Process(self.process.pid).cpu_times()
+        return float(times.user + times.system)
+
     def stop(self) -> None:
         """Stop the process, killing it if it does not stop within 10 s."""
         if self.process.poll() is None:
