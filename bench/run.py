@@ -104,8 +104,11 @@ def _measure_throughput(
 ) -> tuple[list[dict[str, Any]], dict[str, Any], tuple[float, list[float]]]:
     servers: list[Server] = []
     try:
+        # Idle means started and answered the start-up probe, before any other request.
         mock = _start("mock", mock_command(0), probe, work)
         servers.append(mock)
+        time.sleep(settings.settle)
+        memory: dict[str, Any] = {"mock_idle": mock.rss_mb()}
         bodies.write_text(json.dumps(capture_bodies(mock.port, cases)))
         ref_startup = median_startup(
             "reference", reference_command(bodies, 0.0), probe, work, settings.starts
@@ -113,7 +116,7 @@ def _measure_throughput(
         reference = _start("reference", reference_command(bodies, 0.0), probe, work)
         servers.append(reference)
         time.sleep(settings.settle)
-        memory: dict[str, Any] = {"mock_idle": mock.rss_mb(), "reference_idle": reference.rss_mb()}
+        memory["reference_idle"] = reference.rss_mb()
         rows = [_compare(settings, case, reference, mock, work) for case in cases]
         memory["sustained"] = _sustain(settings, cases, mock, work)
         time.sleep(settings.settle)

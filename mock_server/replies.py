@@ -8,10 +8,12 @@ import math
 import random
 import re
 from collections.abc import Callable
-
-from faker import Faker
+from typing import TYPE_CHECKING
 
 from mock_server.fixtures import FlowFixture
+
+if TYPE_CHECKING:
+    from faker import Faker
 
 # A token is a run of whitespace followed by a run of non-whitespace, or trailing whitespace,
 # so the tokens of a text always concatenate back to the text byte for byte.
@@ -67,6 +69,9 @@ def _faker(rng: random.Random) -> Faker:
     # Uniform picks instead of frequency-weighted ones cost 6 us instead of 35 us a name,
     # because the weighted pick sums thousands of weights each time.
     if not _FAKERS:
+        # Imported on first use: Faker adds 5 MB and 50 ms to a server that never writes a reply.
+        from faker import Faker
+
         _FAKERS.append(Faker("en_US", use_weighting=False))
     fake = _FAKERS[0]
     fake.seed_instance(rng.getrandbits(32))
