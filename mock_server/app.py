@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from broxi_mock.spec import load_spec
+from broxi_mock.spec import Operation, Spec, load_spec
+from mock_server.access import AccessMiddleware
 from mock_server.admin import AdminHandlers
+from mock_server.auth import find_token
+from mock_server.chaos import compile_chaos
 from mock_server.config import MockConfig
+from mock_server.cors import CorsMiddleware
 from mock_server.errors import ApiError, error_response
 from mock_server.events import EventBus
 from mock_server.fixtures import load_fixtures
+from mock_server.generation import BodyGenerator
 from mock_server.handlers import Handlers, example_handler
+from mock_server.journal import RequestJournal
 from mock_server.ratelimit import RateLimiter
 from mock_server.routing import build_routes, request_id_of
 from mock_server.runs import RunEngine
+from mock_server.scenarios import OperationScenarios, build_scenarios
 from mock_server.store import MemoryStore
 
 logger = logging.getLogger("broxi_mock.server")
@@ -33,19 +42,29 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     store = MemoryStore(fixtures, seed=config.seed, max_runs=config.max_runs)
     events = EventBus()
     engine = RunEngine(store, config.seed, events)
-    limiter = RateLimiter(config.rate_limit)
+    limiter = RateLimiter(config.rate_limit, config.clock)
+    journal = RequestJournal(config.journal_size)
     handlers = Handlers(store, engine, config, config.public_url.rstrip("/") + spec.base_path)
     routes = build_routes(
-        spec, handlers.table(), example_handler(spec), store, limiter, config.max_body_bytes
+        spec, handlers.table(), example_handler(spec), store, limiter, config.max_body_bytes,
+        _scenario_factory(spec, config),
     )
     admin_spec = load_spec(config.admin_spec_path)
-    admin = AdminHandlers(store, limiter, spec)
+    admin = AdminHandlers(store, limiter, spec, journal)
     routes += build_routes(
         admin_spec, admin.table(), example_handler(admin_spec), store, limiter,
         config.max_body_bytes,
     )
+    methods = {operation.method for operation in spec.operations() + admin_spec.operations()}
+    # Two pure ASGI layers and no BaseHTTPMiddleware: the access layer sits outside CORS so
+    # that rejected preflights are logged and journaled too.
+    middleware = [
+        Middleware(AccessMiddleware, journal=journal),
+        Middleware(CorsMiddleware, origins=config.cors_origins, methods=methods),
+    ]
     app = Starlette(
         routes=routes,
+        middleware=middleware,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
     app.router.redirect_slashes = False
@@ -55,7 +74,18 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     app.state.engine = engine
     app.state.events = events
     app.state.limiter = limiter
+    app.state.journal = journal
     return app
+
+
+def _scenario_factory(spec: Spec, config: MockConfig) -> Callable[[Operation], OperationScenarios]:
+    chaos = compile_chaos(spec, config.chaos, config.seed)
+    generator = BodyGenerator(spec, config.seed)
+
+    def build(operation: Operation) -> OperationScenarios:
+        return build_scenarios(spec, operation, chaos, generator)
+
+    return build
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -78,7 +108,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         status = exc.status_code if exc.status_code in (400, 413, 415) else 400
         error = ApiError(status, str(exc.detail), None)
-    return error_response(request_id, error)
+    request.scope["broxi.error"] = error
+    response = error_response(request_id, error)
+    # A known token sees its rate-limit window on every answer; an unrouted request is not counted.
+    token = find_token(request.app.state.store, request.headers.get("authorization"))
+    state = request.app.state.limiter.peek(token) if token is not None else None
+    if state is not None:
+        response.headers.update(state.headers())
+    return response
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
