@@ -31,6 +31,8 @@ EXPOSED_HEADERS = (
     "Retry-After",
     "X-Request-ID",
 )
+# A wildcard never matches ':', '/' or '@', so it cannot stretch one host into another.
+WILDCARD = "[A-Za-z0-9.-]*"
 ORIGIN_PATTERN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/?#\s]+$")
 PREFLIGHT_MAX_AGE = 600
 
@@ -39,7 +41,8 @@ def origin_regex(patterns: Iterable[str]) -> str:
     """Compile origin patterns into one regular expression; raise `ConfigError` on a bad one.
 
     A pattern is an exact origin such as `https://app.example.com`, or one with `*` standing
-    for any run of characters, such as `http://localhost:*` (any port). `*` alone allows all.
+    for any run of letters, digits, dots and hyphens, such as `http://localhost:*` (any port)
+    or `https://*.example.com`. `*` alone allows every origin.
     """
     parts = []
     for pattern in patterns:
@@ -50,7 +53,7 @@ def origin_regex(patterns: Iterable[str]) -> str:
                 f"cors origin {pattern!r} is invalid (expected scheme://host[:port] with no path, "
                 "such as 'http://localhost:3000', with '*' as a wildcard)"
             )
-        parts.append(".*".join(re.escape(piece) for piece in pattern.split("*")))
+        parts.append(WILDCARD.join(re.escape(piece) for piece in pattern.split("*")))
     return "|".join(f"(?:{part})" for part in parts) or "(?!)"
 
 
