@@ -77,7 +77,9 @@ class CorsMiddleware(CORSMiddleware):
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # Requests without an Origin header (curl, SDKs, server code) skip CORS work entirely,
+        # so their responses carry no `Vary: Origin`.
+        if scope["type"] != "http" or not _has_origin(scope):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -133,3 +135,7 @@ class CorsMiddleware(CORSMiddleware):
                 "allowed": list(self.allow_methods),
             },
         )
+
+
+def _has_origin(scope: Scope) -> bool:
+    return any(name == b"origin" for name, _ in scope["headers"])

@@ -14,7 +14,7 @@ from mock_server.errors import ApiError
 DEFAULT_JOURNAL_SIZE = 200
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class JournalEntry:
     """One answered request; turned into JSON only when someone reads the journal."""
 
