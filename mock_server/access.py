@@ -16,7 +16,7 @@ ADMIN_PREFIX = "/_mock/"
 
 
 class AccessMiddleware:
-    """Pure ASGI middleware around the whole app, so it sees every answer, preflights included.
+    """Pure ASGI middleware around the whole app, so it records every response, preflights too.
 
     Requests to the admin routes under `/_mock/` are logged but not journaled, so reading the
     journal does not fill it.

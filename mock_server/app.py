@@ -55,16 +55,9 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         admin_spec, admin.table(), example_handler(admin_spec), store, limiter,
         config.max_body_bytes,
     )
-    methods = {operation.method for operation in spec.operations() + admin_spec.operations()}
-    # Two pure ASGI layers and no BaseHTTPMiddleware: the access layer sits outside CORS so
-    # that rejected preflights are logged and journaled too.
-    middleware = [
-        Middleware(AccessMiddleware, journal=journal),
-        Middleware(CorsMiddleware, origins=config.cors_origins, methods=methods),
-    ]
     app = Starlette(
         routes=routes,
-        middleware=middleware,
+        middleware=_middleware(config, journal, spec.operations() + admin_spec.operations()),
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
     app.router.redirect_slashes = False
@@ -76,6 +69,18 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     app.state.limiter = limiter
     app.state.journal = journal
     return app
+
+
+def _middleware(
+    config: MockConfig, journal: RequestJournal, operations: list[Operation]
+) -> list[Middleware]:
+    # Two pure ASGI layers and no BaseHTTPMiddleware. The access layer sits outside CORS, so
+    # rejected preflights are logged and journaled too.
+    methods = {operation.method for operation in operations}
+    return [
+        Middleware(AccessMiddleware, journal=journal),
+        Middleware(CorsMiddleware, origins=config.cors_origins, methods=methods),
+    ]
 
 
 def _scenario_factory(spec: Spec, config: MockConfig) -> Callable[[Operation], OperationScenarios]:
@@ -110,7 +115,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         error = ApiError(status, str(exc.detail), None)
     request.scope["broxi.error"] = error
     response = error_response(request_id, error)
-    # A known token sees its rate-limit window on every answer; an unrouted request is not counted.
+    # Responses to a known token carry its rate-limit headers, but an unrouted request is not
+    # counted.
     token = find_token(request.app.state.store, request.headers.get("authorization"))
     state = request.app.state.limiter.peek(token) if token is not None else None
     if state is not None:

@@ -47,7 +47,7 @@ class ChaosRule:
 
 @dataclass(frozen=True)
 class ChaosDraw:
-    """What chaos does to one request: a delay, and the status it fails with, if any."""
+    """The delay chaos adds to one request, and the status it fails with, if any."""
 
     latency_ms: int
     failure_status: int | None

@@ -58,10 +58,10 @@ def origin_regex(patterns: Iterable[str]) -> str:
 
 
 class CorsMiddleware(CORSMiddleware):
-    """Starlette's CORS handling, with every rejected preflight answered by the error envelope.
+    """Starlette's CORS handling, with the error envelope in every rejected preflight response.
 
-    Starlette answers a rejected preflight with plain text; a client here expects the same
-    envelope as from every other error. Allowed headers mirror what the browser asks for.
+    Starlette returns plain text for a rejected preflight, but clients here expect the same
+    envelope as for every other error. Allowed headers mirror the ones the browser requests.
     """
 
     def __init__(self, app: ASGIApp, origins: tuple[str, ...], methods: Iterable[str]) -> None:

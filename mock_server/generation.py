@@ -88,8 +88,8 @@ def _rewrite_refs(node: Any) -> Any:
 def _seeded(label: str) -> Iterator[None]:
     # NOTE: jsf and the libraries under it (Faker's shared generator, rstr) draw from the
     # process-wide `random` module and offer no way to pass a generator in. Both states are
-    # saved, seeded and restored around each body, so other code keeps its own sequence; this
-    # holds because generation runs on the event loop thread and never awaits.
+    # saved, seeded and restored around each body, so other code keeps its own sequence. This
+    # is safe because generation runs on the event loop thread and never awaits.
     seed = int.from_bytes(hashlib.sha256(label.encode()).digest()[:8], "big")
     shared_faker_random = faker_generator.random
     saved = random.getstate(), shared_faker_random.getstate()

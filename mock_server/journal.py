@@ -1,4 +1,4 @@
-"""The request journal: the last N requests the server answered, for `GET /_mock/requests`."""
+"""The request journal: the last N requests and their responses, for `GET /_mock/requests`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ DEFAULT_JOURNAL_SIZE = 200
 
 @dataclass(slots=True)
 class JournalEntry:
-    """One answered request; turned into JSON only when someone reads the journal."""
+    """One request and its response, converted to JSON only when the journal is read."""
 
     sequence: int
     request_id: str

@@ -1,8 +1,8 @@
 """The `Prefer` request header: pick a documented status, a named example or a generated body.
 
 The preferences follow Stoplight Prism: `code=503`, `example=NAME` and `dynamic=true`, in one
-header separated by commas (RFC 7240 syntax). Preferences with other names are ignored, as
-RFC 7240 asks of a server that does not support them.
+header separated by commas (RFC 7240 syntax). Preferences with other names, such as
+`return=minimal`, are ignored.
 """
 
 from __future__ import annotations

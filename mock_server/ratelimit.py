@@ -40,9 +40,9 @@ class RateLimitState:
 class ClockedMemoryStorage(Storage, MovingWindowSupport):
     """In-memory storage for the `limits` moving-window strategy that reads time from `clock`.
 
-    `limits.storage.MemoryStorage` calls `time.time()` itself and expires entries on a timer
-    thread, so tests could not move its time; this storage keeps the same contract with an
-    injected clock and prunes a key's expired entries whenever the key is read.
+    `limits.storage.MemoryStorage` (limits 5.x) calls `time.time()` itself and expires entries
+    on a timer thread, so tests cannot move its time. This storage keeps the same contract with
+    an injected clock, and it prunes a key's expired entries whenever the key is read.
     """
 
     STORAGE_SCHEME = None
@@ -50,7 +50,7 @@ class ClockedMemoryStorage(Storage, MovingWindowSupport):
     def __init__(self, clock: Clock = time.time) -> None:
         super().__init__()
         self.clock = clock
-        # Newest entry last; each deque holds at most `limit` timestamps of its key.
+        # Newest entry last; each deque contains at most `limit` timestamps of its key.
         self._entries: dict[str, deque[float]] = {}
 
     @property

@@ -125,7 +125,7 @@ class OperationEndpoint:
             choice = await self.scenarios.prepare(request, state)
         context = await self._check(request, request_id, token)
         if choice is not None and self.scenarios is not None:
-            preferred = self.scenarios.respond(choice, context.media_type)
+            preferred = self.scenarios.respond(choice, context.media_type, context.body)
             if preferred is not None:
                 return preferred
         response = await self.handler(context)

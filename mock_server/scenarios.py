@@ -25,9 +25,10 @@ CHAOS_REASON = "injected by the chaos settings"
 
 
 class ScenarioError(ApiError):
-    """An error status a client asked for with `Prefer`, or one the chaos settings injected.
+    """An error status a client requested with `Prefer`, or one the chaos settings injected.
 
-    It is answered like any error but logged as expected behaviour, not as a server failure.
+    Its response carries the usual envelope, but it is logged as expected behaviour, not as a
+    server failure.
     """
 
 
@@ -47,10 +48,10 @@ class OperationScenarios:
         self.sleep = sleep
 
     async def prepare(self, request: Request, state: RateLimitState | None) -> Choice | None:
-        """Delay the request and raise an error status when asked; return a success choice.
+        """Delay the request and raise a requested or injected error; return a success choice.
 
-        Runs after authentication and rate limiting, so those answers stay natural, and before
-        request validation, so a requested or injected error does not depend on the body.
+        Runs after authentication and rate limiting, so their 401 and 429 responses stay as
+        they are, and before request validation, so an error status never depends on the body.
         """
         choice = self._preference(request)
         draw = self._draw(request)
@@ -63,14 +64,17 @@ class OperationScenarios:
             raise self._error(response, None, state, CHAOS_REASON)
         return choice
 
-    def respond(self, choice: Choice, media_type: str) -> Response | None:
-        """Answer a success choice with JSON, or return None when the handler must answer.
+    def respond(self, choice: Choice, media_type: str, body: Any) -> Response | None:
+        """Build the JSON response of a success choice, or return None for the handler to respond.
 
         Event streams have no examples, so a success preference on a streamed request leaves
-        the stream to the handler.
+        the stream to the handler. A request body with `"stream": true` asks for a stream
+        whatever the Accept header, as the spec describes for running a flow.
         """
         response = choice.response
         if response.schema is None or media_type != JSON_MEDIA_TYPE:
+            return None
+        if isinstance(body, dict) and body.get("stream") is True:
             return None
         if choice.example is not None:
             body = response.examples[choice.example]

@@ -46,7 +46,7 @@ EXAMPLE_CASES = [
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    """One app for the whole module: Prefer answers do not change state."""
+    """One app for the whole module, because Prefer responses do not change state."""
     app = create_app(MockConfig(stream_delay_ms=0, rate_limit="off"))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
@@ -256,6 +256,16 @@ def test_prefer_on_stream_keeps_the_stream(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     assert '"type":"end"' in response.text
+
+
+def test_prefer_on_stream_body_keeps_the_stream(client: TestClient) -> None:
+    headers = {**auth(), "Prefer": "example=completed"}
+    body = {"input": "Hello", "stream": True}
+
+    response = client.post("/v1/flows/flow_abc123/run", json=body, headers=headers)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
 
 
 def test_admin_routes_ignore_prefer(client: TestClient) -> None:
