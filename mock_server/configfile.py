@@ -10,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from broxi_mock.errors import ConfigError
 from broxi_mock.spec import read_yaml
 from mock_server.chaos import MAX_LATENCY_MS, ChaosRule
 from mock_server.config import RATE_LIMIT_PATTERN
+from mock_server.cors import origin_regex
 
 
 class Section(BaseModel):
@@ -70,7 +71,16 @@ class ChaosSection(RouteChaosSection):
 
 
 class CorsSection(Section):
-    allowed_origins: list[str]
+    allowed_origins: Annotated[list[str], Field(min_length=1)]
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _valid_origins(cls, origins: list[str]) -> list[str]:
+        try:
+            origin_regex(origins)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        return origins
 
 
 class JournalSection(Section):
@@ -92,6 +102,8 @@ class ServeFile(Section):
     logging: LoggingSection | None = None
     cors: CorsSection | None = None
     chaos: ChaosSection | None = None
+    # Each further concern (webhook endpoints, for one) adds its section as one field here and,
+    # when it maps to `serve` options, its values in `option_values`.
 
     def option_values(self) -> dict[str, Any]:
         """Return the values the file sets, under the names of the `serve` options."""
