@@ -96,8 +96,8 @@ def usage_report(
     for entry in entries:
         if start <= entry.finished_at < end and (flow_id is None or entry.flow_id == flow_id):
             bucket = buckets[bucket_start(entry.finished_at, granularity)]
-            bucket["runs"] += 1
-            bucket["succeeded"] += entry.succeeded
+            bucket["runs"] += entry.runs
+            bucket["succeeded"] += entry.successful
             bucket["tokens"] += entry.tokens
             bucket["cost"] += entry.cost
             bucket["duration"] += entry.duration
@@ -121,7 +121,7 @@ def usage_report(
 def _empty_buckets(
     start: dt.datetime, end: dt.datetime, granularity: str
 ) -> dict[dt.datetime, dict[str, Any]]:
-    buckets = {}
+    buckets: dict[dt.datetime, dict[str, Any]] = {}
     moment = bucket_start(start, granularity)
     while moment < end or not buckets:
         buckets[moment] = {"runs": 0, "succeeded": 0, "tokens": 0, "cost": 0.0, "duration": 0.0}
