@@ -107,7 +107,7 @@ def usage_report(
             bucket["duration"] += entry.duration
     breakdown = [
         {
-            "date": format_timestamp(moment) if granularity == "hour" else moment.date().isoformat(),
+            "date": _bucket_label(moment, granularity),
             "runs": bucket["runs"],
             "tokens": bucket["tokens"],
             "cost": round(bucket["cost"], 4),
@@ -120,6 +120,10 @@ def usage_report(
         "metrics": _metrics(buckets.values(), breakdown),
         "daily_breakdown": breakdown,
     }
+
+
+def _bucket_label(moment: dt.datetime, granularity: str) -> str:
+    return format_timestamp(moment) if granularity == "hour" else moment.date().isoformat()
 
 
 def _period(start_date: str | None, end_date: str | None) -> tuple[dt.datetime, dt.datetime]:

@@ -63,7 +63,11 @@ def hour_key(entry: UsageEntry) -> UsageKey:
 
 
 def merge_usage(total: UsageEntry | None, entry: UsageEntry, key: UsageKey) -> UsageEntry:
-    """Add `entry` to the roll-up `total` of its hour; the result is dated at the hour's start."""
+    """Add `entry` to the roll-up `total` of its hour; the result is dated at the hour's start.
+
+    NOTE: a report whose period starts or ends inside that hour counts the whole roll-up in or
+    out, because the runs' own times are gone.
+    """
     if total is None:
         return UsageEntry(
             key[2],

@@ -109,6 +109,33 @@ class RunEngine:
 
     def plan(self, flow_id: str, token: TokenFixture, text: str, session_id: str | None) -> RunPlan:
         """Check that the token may run the flow, then create the run in `running` state."""
+        flow = self._runnable_flow(flow_id, token)
+        session = self._session_for(session_id, flow) if session_id else None
+        earlier = self._earlier_inputs(session)
+        tokens = split_tokens(self.writer.write(flow, text, earlier))
+
+        run = RunRecord(
+            id=new_id("run"),
+            flow_id=flow.id,
+            session_id=session.id if session else None,
+            workspace=token.workspace,
+            input=text,
+            created_at=utc_now(),
+        )
+        run.usage.prompt_tokens = flow.system_prompt_tokens + sum(
+            estimate_tokens(turn) for turn in [*earlier, text]
+        )
+        fail_after = self._failure_point(flow, len(tokens))
+        plan = RunPlan(run, flow, tokens, fail_after, flow.failure.message, self.generation)
+
+        question = [MessageRecord(new_id("msg"), "user", text, run.created_at)] if session else []
+        self.store.add_run(run, question)
+        self.live[run.id] = plan
+        self.events.emit("flow.run.started", _run_event_data(run))
+        plan.add_event(start_event(run))
+        return plan
+
+    def _runnable_flow(self, flow_id: str, token: TokenFixture) -> FlowFixture:
         if token.read_only:
             raise ApiError(
                 403,
@@ -124,28 +151,7 @@ class RunEngine:
                 "path",
                 "flow is not published",
             )
-        session = self._session_for(session_id, flow) if session_id else None
-        earlier = self._earlier_inputs(session)
-        tokens = split_tokens(self.writer.write(flow, text, earlier))
-        run = RunRecord(
-            id=new_id("run"),
-            flow_id=flow.id,
-            session_id=session.id if session else None,
-            workspace=token.workspace,
-            input=text,
-            created_at=utc_now(),
-        )
-        run.usage.prompt_tokens = flow.system_prompt_tokens + sum(
-            estimate_tokens(turn) for turn in [*earlier, text]
-        )
-        fail_after = self._failure_point(flow, len(tokens))
-        plan = RunPlan(run, flow, tokens, fail_after, flow.failure.message, self.generation)
-        question = [MessageRecord(new_id("msg"), "user", text, run.created_at)] if session else []
-        self.store.add_run(run, question)
-        self.live[run.id] = plan
-        self.events.emit("flow.run.started", _run_event_data(run))
-        plan.add_event(start_event(run))
-        return plan
+        return flow
 
     def _session_for(self, session_id: str, flow: FlowFixture) -> SessionRecord:
         session = self.store.get_session(session_id)

@@ -117,6 +117,7 @@ class SqliteStore(Store):
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             # Runs the previous server process left running can never finish now.
+            # NOTE: progress in flight is not written, so such a run shows no output.
             db.execute(
                 "UPDATE runs SET status = 'failed', error = ?, completed_at = ? "
                 "WHERE status = 'running'",

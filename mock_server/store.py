@@ -30,7 +30,7 @@ class IdGenerator:
     """Makes identifiers that grow with time and end in random hex digits.
 
     The time part (microseconds since the epoch, never repeated within a process) keeps ids
-    unique across resets; the random part keeps them unique across restarts and processes.
+    unique across resets. The random part keeps them unique across restarts and processes.
     """
 
     def __init__(self) -> None:
@@ -160,7 +160,7 @@ class MemoryStore(Store):
     """A store in process memory, seeded from fixtures, that keeps at most `max_runs` runs.
 
     Past `max_runs`, the oldest finished runs are evicted; analytics still count them, rolled
-    up per flow and hour.
+    up per flow and hour. NOTE: sessions and their messages are never evicted.
     """
 
     backend = "memory"

@@ -253,7 +253,7 @@ def test_thousands_of_aborted_streams_leave_nothing(make_app: Callable[..., Star
     assert engine.live == {}
     assert engine.open_streams == 0
     assert sum(isinstance(item, RunPlan) for item in gc.get_objects()) == 0
-    # 2,000 streams that each left a plan, a task or a generator behind would add >10,000.
+    # Each stream that left its plan, task or generator behind would add a dozen objects or more.
     assert len(gc.get_objects()) - objects_before < 2000
     counts = app.state.store.count_runs()
     assert counts == {"running": 0, "completed": 0, "failed": 100}
