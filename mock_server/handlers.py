@@ -101,9 +101,10 @@ class Handlers:
                               "run of another flow")
         events = plan.events if plan is not None else recorded_events(run)
         if after > len(events):
+            last = "last event so far" if plan is not None else "last event"
             raise field_error(
-                400, f"{LAST_EVENT_ID_HEADER} {after} is after the last event sent so far "
-                f"({len(events)}) of run {run_id!r}.",
+                400, f"{LAST_EVENT_ID_HEADER} {after} is after the {last} ({len(events)}) of "
+                f"run {run_id!r}.",
                 LAST_EVENT_ID_HEADER, "header", "no such event",
             )
         if plan is not None:
