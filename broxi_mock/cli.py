@@ -52,7 +52,8 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
     "--stream-delay-ms",
     type=click.IntRange(min=0),
     default=None,
-    help="Delay before and between stream tokens in ms, overriding each flow's pacing.",
+    help="Delay before and between output tokens in ms, for streams and plain runs alike, "
+    "overriding each flow's pacing.",
 )
 @click.option(
     "--heartbeat",
@@ -66,6 +67,19 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
     type=click.IntRange(min=1),
     default=1024 * 1024,
     help="Largest request body accepted, in bytes.",
+)
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite file that keeps runs and sessions across restarts (default: memory only).",
+)
+@click.option(
+    "--max-runs",
+    type=click.IntRange(min=1),
+    default=10_000,
+    help="Number of runs kept before the oldest finished ones are evicted.",
 )
 @click.option(
     "--log-level",
@@ -83,6 +97,8 @@ def serve(
     heartbeat: float,
     rate_limit: str,
     max_body_bytes: int,
+    state_path: Path | None,
+    max_runs: int,
     log_level: str,
 ) -> None:
     """Start the mock server on the bundled spec and fixtures."""
@@ -101,6 +117,8 @@ def serve(
             rate_limit=rate_limit,
             max_body_bytes=max_body_bytes,
             public_url=f"http://{display_host}:{port}",
+            state_path=state_path,
+            max_runs=max_runs,
         )
         app = create_app(config)
     except MockError as exc:
@@ -111,6 +129,7 @@ def serve(
     click.echo(f"  URL:      http://{display_host}:{port}{spec.base_path}")
     click.echo(f"  spec:     {config.spec_path}")
     click.echo(f"  fixtures: {config.fixtures_dir}")
+    click.echo(f"  state:    {config.state_path or f'in memory (up to {max_runs} runs)'}")
     click.echo(f"  token:    {token.token} ({token.tier} tier)")
     click.echo(f"  try:      curl -H 'Authorization: Bearer {token.token}' "
                f"http://{display_host}:{port}{spec.base_path}/flows")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -15,12 +17,13 @@ from mock_server.admin import AdminHandlers
 from mock_server.config import MockConfig
 from mock_server.errors import ApiError, error_response
 from mock_server.events import EventBus
-from mock_server.fixtures import load_fixtures
+from mock_server.fixtures import Fixtures, load_fixtures
 from mock_server.handlers import Handlers, example_handler
 from mock_server.ratelimit import RateLimiter
 from mock_server.routing import build_routes, request_id_of
 from mock_server.runs import RunEngine
-from mock_server.store import MemoryStore
+from mock_server.sqlstore import SqliteStore
+from mock_server.store import MemoryStore, Store
 
 logger = logging.getLogger("broxi_mock.server")
 
@@ -29,8 +32,9 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     """Build the mock server for a configuration; raises `MockError` on a bad spec or fixture."""
     config = config or MockConfig()
     spec = load_spec(config.spec_path)
+    admin_spec = load_spec(config.admin_spec_path)
     fixtures = load_fixtures(config.fixtures_dir)
-    store = MemoryStore(fixtures, seed=config.seed, max_runs=config.max_runs)
+    store = _open_store(config, fixtures)
     events = EventBus()
     engine = RunEngine(store, config.seed, events)
     limiter = RateLimiter(config.rate_limit)
@@ -38,15 +42,21 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     routes = build_routes(
         spec, handlers.table(), example_handler(spec), store, limiter, config.max_body_bytes
     )
-    admin_spec = load_spec(config.admin_spec_path)
-    admin = AdminHandlers(store, limiter, spec)
+    admin = AdminHandlers(store, limiter, spec, engine)
     routes += build_routes(
         admin_spec, admin.table(), example_handler(admin_spec), store, limiter,
         config.max_body_bytes,
     )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        store.close()
+
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        lifespan=lifespan,
     )
     app.router.redirect_slashes = False
     app.state.config = config
@@ -56,6 +66,12 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     app.state.events = events
     app.state.limiter = limiter
     return app
+
+
+def _open_store(config: MockConfig, fixtures: Fixtures) -> Store:
+    if config.state_path is None:
+        return MemoryStore(fixtures, seed=config.seed, max_runs=config.max_runs)
+    return SqliteStore(config.state_path, fixtures, seed=config.seed, max_runs=config.max_runs)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from broxi_mock.errors import ConfigError
 from broxi_mock.spec import bundled_admin_spec_path, bundled_fixtures_dir, bundled_spec_path
+from mock_server.store import DEFAULT_MAX_RUNS
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 RATE_LIMIT_PATTERN = re.compile(r"^(tier|off|(\d+)/min)$")
@@ -25,8 +26,9 @@ class MockConfig:
     stream_delay_ms: int | None = None
     heartbeat_seconds: float = 15.0
     rate_limit: str = "tier"
-    max_runs: int = 10_000
+    max_runs: int = DEFAULT_MAX_RUNS
     public_url: str = "http://127.0.0.1:4010"
+    state_path: Path | None = None
 
     def __post_init__(self) -> None:
         if not RATE_LIMIT_PATTERN.match(self.rate_limit):
