@@ -81,7 +81,8 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
     "--stream-delay-ms",
     type=click.IntRange(min=0),
     default=None,
-    help="Delay before and between stream tokens in ms, overriding each flow's pacing.",
+    help="Delay before and between output tokens in ms, for streams and plain runs alike, "
+    "overriding each flow's pacing.",
 )
 @click.option(
     "--heartbeat",
@@ -95,6 +96,19 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
     type=click.IntRange(min=1),
     default=1024 * 1024,
     help="Largest request body accepted, in bytes.",
+)
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite file that keeps runs and sessions across restarts (default: memory only).",
+)
+@click.option(
+    "--max-runs",
+    type=click.IntRange(min=1),
+    default=10_000,
+    help="Number of runs kept before the oldest finished ones are evicted.",
 )
 @click.option(
     "--log-level",
@@ -210,6 +224,8 @@ def _mock_config(options: dict[str, Any]) -> Any:
         rate_limit=options["rate_limit"],
         max_body_bytes=options["max_body_bytes"],
         public_url=f"http://{display_host}:{options['port']}",
+        state_path=options["state_path"],
+        max_runs=options["max_runs"],
         chaos=options["chaos"],
         journal_size=options["journal_size"],
         **extra,
@@ -231,6 +247,7 @@ def _announce(app: Any, config: Any, options: dict[str, Any]) -> None:
     click.echo(f"  URL:      {url}")
     click.echo(f"  spec:     {config.spec_path}")
     click.echo(f"  fixtures: {config.fixtures_dir}")
+    click.echo(f"  state:    {config.state_path or f'in memory (up to {config.max_runs} runs)'}")
     click.echo(f"  token:    {token.token} ({token.tier} tier)")
     click.echo(f"  try:      curl -H 'Authorization: Bearer {token.token}' {url}/flows")
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,7 +22,7 @@ from mock_server.config import MockConfig
 from mock_server.cors import CorsMiddleware
 from mock_server.errors import ApiError, error_response
 from mock_server.events import EventBus
-from mock_server.fixtures import load_fixtures
+from mock_server.fixtures import Fixtures, load_fixtures
 from mock_server.generation import BodyGenerator
 from mock_server.handlers import Handlers, example_handler
 from mock_server.journal import RequestJournal
@@ -29,7 +30,8 @@ from mock_server.ratelimit import RateLimiter
 from mock_server.routing import build_routes, request_id_of
 from mock_server.runs import RunEngine
 from mock_server.scenarios import OperationScenarios, build_scenarios
-from mock_server.store import MemoryStore
+from mock_server.sqlstore import SqliteStore
+from mock_server.store import MemoryStore, Store
 
 logger = logging.getLogger("broxi_mock.server")
 
@@ -38,8 +40,9 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     """Build the mock server for a configuration; raises `MockError` on a bad spec or fixture."""
     config = config or MockConfig()
     spec = load_spec(config.spec_path)
+    admin_spec = load_spec(config.admin_spec_path)
     fixtures = load_fixtures(config.fixtures_dir)
-    store = MemoryStore(fixtures, seed=config.seed, max_runs=config.max_runs)
+    store = _open_store(config, fixtures)
     events = EventBus()
     engine = RunEngine(store, config.seed, events)
     limiter = RateLimiter(config.rate_limit, config.clock)
@@ -49,16 +52,22 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         spec, handlers.table(), example_handler(spec), store, limiter, config.max_body_bytes,
         _scenario_factory(spec, config),
     )
-    admin_spec = load_spec(config.admin_spec_path)
-    admin = AdminHandlers(store, limiter, spec, journal)
+    admin = AdminHandlers(store, limiter, spec, journal, engine)
     routes += build_routes(
         admin_spec, admin.table(), example_handler(admin_spec), store, limiter,
         config.max_body_bytes,
     )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        store.close()
+
     app = Starlette(
         routes=routes,
         middleware=_middleware(config, journal, spec.operations() + admin_spec.operations()),
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        lifespan=lifespan,
     )
     app.router.redirect_slashes = False
     app.state.config = config
@@ -91,6 +100,12 @@ def _scenario_factory(spec: Spec, config: MockConfig) -> Callable[[Operation], O
         return build_scenarios(spec, operation, chaos, generator)
 
     return build
+
+
+def _open_store(config: MockConfig, fixtures: Fixtures) -> Store:
+    if config.state_path is None:
+        return MemoryStore(fixtures, seed=config.seed, max_runs=config.max_runs)
+    return SqliteStore(config.state_path, fixtures, seed=config.seed, max_runs=config.max_runs)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
