@@ -105,6 +105,13 @@ class ServeFile(Section):
     # Each further concern (webhook endpoints, for one) adds its section as one field here and,
     # when it maps to `serve` options, its values in `option_values`.
 
+    @field_validator("rate_limit")
+    @classmethod
+    def _at_least_one_per_minute(cls, value: str | None) -> str | None:
+        if value is not None and value.endswith("/min") and int(value[:-4]) < 1:
+            raise ValueError(f"{value!r} must allow at least 1/min")
+        return value
+
     def option_values(self) -> dict[str, Any]:
         """Return the values the file sets, under the names of the `serve` options."""
         values: dict[str, Any] = {"seed": self.seed, "rate_limit": self.rate_limit}

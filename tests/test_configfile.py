@@ -111,6 +111,7 @@ def test_command_line_wins_over_file() -> None:
             "chaos.latency: Value error, max_ms 10 is below min_ms 50",
         ),
         ("rate_limit: fast\n", "rate_limit: String should match pattern"),
+        ("rate_limit: 0/min\n", "rate_limit: Value error, '0/min' must allow at least 1/min"),
         ("journal:\n  size: -1\n", "journal.size: Input should be greater than or equal to 0"),
         (
             "webhookz: {}\n",
@@ -134,6 +135,7 @@ def test_command_line_wins_over_file() -> None:
         "rate-above-one",
         "latency-reversed",
         "bad-rate-limit",
+        "zero-rate-limit",
         "negative-size",
         "unknown-section",
         "unknown-route-field",
