@@ -110,7 +110,9 @@ class OperationEndpoint:
         response.headers.update(headers)
         return response
 
-    async def _respond(self, request: Request, request_id: str, headers: dict[str, str]) -> Response:
+    async def _respond(
+        self, request: Request, request_id: str, headers: dict[str, str]
+    ) -> Response:
         token = None
         state = None
         if self.authenticated:
