@@ -169,6 +169,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     import uvicorn
 
     from mock_server import create_app
+    from mock_server.runtime import tune_for_serving
 
     try:
         options = _merge_config_file(ctx, options)
@@ -181,6 +182,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     )
     logging.config.dictConfig(log_settings)
     _announce(app, config, options)
+    tune_for_serving()
     uvicorn.run(
         app,
         host=options["host"],

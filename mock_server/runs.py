@@ -36,7 +36,8 @@ class Pacing:
 class RunPlan:
     """A run in flight: the tokens it will produce, where it fails, and its events so far.
 
-    The event with id N is `events[N - 1]`; `changed` is set each time an event is added.
+    The event with id N is `events[N - 1]`. A stream waits for the next event with
+    `next_change()`; the event it returns is set when that event is added.
     """
 
     run: RunRecord
@@ -46,7 +47,6 @@ class RunPlan:
     failure_message: str
     generation: int
     events: list[Event] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
     @property
@@ -54,11 +54,21 @@ class RunPlan:
         """Return how many tokens the run produces before it completes or fails."""
         return self.fail_after if self.fail_after is not None else len(self.tokens)
 
+    # Made only when a stream waits: a plain run has nobody to wake for each of its tokens.
+    _changed: asyncio.Event | None = field(default=None, repr=False)
+
+    def next_change(self) -> asyncio.Event:
+        """Return the event that is set when the run's next event is added."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
     def add_event(self, event: Event) -> None:
         """Record the run's next event and wake every stream that follows the run."""
         self.events.append(event)
-        changed, self.changed = self.changed, asyncio.Event()
-        changed.set()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
 
 class RunEngine:
@@ -207,9 +217,12 @@ class RunEngine:
     async def produce(self, plan: RunPlan, pacing: Pacing) -> None:
         """Add the run's tokens at the given pace, then finish it; stop once it has finished."""
         try:
-            await asyncio.sleep(pacing.first_token)
+            # Unpaced runs (pacing 0) do not yield to the event loop between tokens: each
+            # yield is a pass through the loop, which cost more than producing the token.
+            if pacing.first_token:
+                await asyncio.sleep(pacing.first_token)
             for index in range(plan.stop):
-                if index:
+                if index and pacing.between_tokens:
                     await asyncio.sleep(pacing.between_tokens)
                 if plan.run.is_finished:
                     return

@@ -46,7 +46,7 @@ async def follow(
     cursor = after
     while True:
         # Taken before sending, so an event added while a send is pending still wakes us.
-        changed = plan.changed
+        changed = plan.next_change()
         while cursor < len(plan.events):
             cursor += 1
             yield frame(cursor, plan.events[cursor - 1])

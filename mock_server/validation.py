@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import jsonschema_rs
@@ -44,6 +45,11 @@ class RequestRules:
     body_required: bool
     body_media_types: frozenset[str]
     body_validator: Any = field(repr=False)
+
+    @cached_property
+    def locations(self) -> frozenset[str]:
+        """Return where the operation's parameters are: path, query, header or cookie."""
+        return frozenset(rule.location for rule in self.parameters)
 
 
 def compile_rules(spec: Spec, operation: Operation) -> RequestRules:
