@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import jsonschema_rs
-from faker import generator as faker_generator
 
 from broxi_mock.spec import Spec
 from mock_server.errors import ApiError
@@ -90,6 +89,9 @@ def _seeded(label: str) -> Iterator[None]:
     # process-wide `random` module and offer no way to pass a generator in. Both states are
     # saved, seeded and restored around each body, so other code keeps its own sequence. This
     # is safe because generation runs on the event loop thread and never awaits.
+    # Imported here like jsf: Faker adds 5 MB to a server that never generates a body.
+    from faker import generator as faker_generator
+
     seed = int.from_bytes(hashlib.sha256(label.encode()).digest()[:8], "big")
     shared_faker_random = faker_generator.random
     saved = random.getstate(), shared_faker_random.getstate()
