@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,7 +22,9 @@ from mock_server.handlers import Handlers, example_handler
 from mock_server.ratelimit import RateLimiter
 from mock_server.routing import build_routes, request_id_of
 from mock_server.runs import RunEngine
+from mock_server.sessions import SessionLifecycle
 from mock_server.store import MemoryStore
+from mock_server.webhooks import WebhookDispatcher
 
 logger = logging.getLogger("broxi_mock.server")
 
@@ -32,6 +36,10 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     fixtures = load_fixtures(config.fixtures_dir)
     store = MemoryStore(fixtures, seed=config.seed, max_runs=config.max_runs)
     events = EventBus()
+    webhooks = WebhookDispatcher(config.webhooks, config.seed)
+    webhooks.attach(events)
+    sessions = SessionLifecycle(store, events, config.session_idle_timeout)
+    sessions.track(session.id for session in fixtures.sessions if session.status == "active")
     engine = RunEngine(store, config.seed, events)
     limiter = RateLimiter(config.rate_limit)
     handlers = Handlers(store, engine, config, config.public_url.rstrip("/") + spec.base_path)
@@ -39,14 +47,26 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         spec, handlers.table(), example_handler(spec), store, limiter, config.max_body_bytes
     )
     admin_spec = load_spec(config.admin_spec_path)
-    admin = AdminHandlers(store, limiter, spec)
+    admin = AdminHandlers(store, limiter, spec, webhooks, sessions)
     routes += build_routes(
         admin_spec, admin.table(), example_handler(admin_spec), store, limiter,
         config.max_body_bytes,
     )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await webhooks.start()
+        await sessions.start()
+        try:
+            yield
+        finally:
+            await sessions.stop()
+            await webhooks.stop()
+
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        lifespan=lifespan,
     )
     app.router.redirect_slashes = False
     app.state.config = config
@@ -54,6 +74,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     app.state.store = store
     app.state.engine = engine
     app.state.events = events
+    app.state.webhooks = webhooks
+    app.state.sessions = sessions
     app.state.limiter = limiter
     return app
 

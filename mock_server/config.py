@@ -8,9 +8,11 @@ from pathlib import Path
 
 from broxi_mock.errors import ConfigError
 from broxi_mock.spec import bundled_admin_spec_path, bundled_fixtures_dir, bundled_spec_path
+from mock_server.webhook_settings import WebhookSettings
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 RATE_LIMIT_PATTERN = re.compile(r"^(tier|off|(\d+)/min)$")
+DEFAULT_SESSION_IDLE_TIMEOUT = 30 * 60.0
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,9 @@ class MockConfig:
     rate_limit: str = "tier"
     max_runs: int = 10_000
     public_url: str = "http://127.0.0.1:4010"
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    # Seconds without activity after which an active session ends; None keeps sessions open.
+    session_idle_timeout: float | None = DEFAULT_SESSION_IDLE_TIMEOUT
 
     def __post_init__(self) -> None:
         if not RATE_LIMIT_PATTERN.match(self.rate_limit):
@@ -43,3 +48,8 @@ class MockConfig:
             raise ConfigError(f"heartbeat_seconds: {self.heartbeat_seconds} must be positive")
         if self.max_runs < 1:
             raise ConfigError(f"max_runs: {self.max_runs} must be at least 1")
+        if self.session_idle_timeout is not None and self.session_idle_timeout <= 0:
+            raise ConfigError(
+                f"session_idle_timeout: {self.session_idle_timeout} must be positive "
+                "(or None to keep sessions open)"
+            )
