@@ -26,9 +26,10 @@ def validate_webhook_url(url: str) -> str:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
         raise ValueError(f"{url!r} is not a valid URL ({exc})") from None
+    if not parsed.scheme:
+        raise ValueError(f"{url!r} has no scheme (expected it to start with http:// or https://)")
     if parsed.scheme not in ("http", "https"):
-        scheme = parsed.scheme or "none"
-        raise ValueError(f"{url!r} must use http or https (got scheme {scheme!r})")
+        raise ValueError(f"{url!r} must use http or https (got scheme {parsed.scheme!r})")
     if not parsed.host:
         raise ValueError(f"{url!r} has no host (expected e.g. 'http://127.0.0.1:4011/hooks')")
     if parsed.fragment:

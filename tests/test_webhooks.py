@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 from broxi_mock.spec import load_spec
 from broxi_mock.webhook_contract import DEFAULT_SECRET, PayloadChecker
 from mock_server.webhook_settings import EndpointSettings, WebhookSettings
+from mock_server.webhooks import backoff_delay
 from tests.conftest import ReceivedRequest, RecordingReceiver, auth, free_port
 
 FAST_RETRIES: dict[str, Any] = {
@@ -345,3 +346,60 @@ def test_delivery_list_keeps_latest_finished(
     }
     kept = [delivery["event_id"] for delivery in listed]
     assert kept == [event_ids[session_id] for session_id in session_ids[2:]]
+
+
+def test_endpoint_gets_only_its_events_signed_with_own_secret(
+    start_mock: Callable[..., TestClient], make_receiver: Callable[..., RecordingReceiver]
+) -> None:
+    receiver = make_receiver()
+    client = start_mock()
+    body = {"url": receiver.url, "events": ["flow.run.completed"], "secret": OWN_SECRET}
+    assert client.post("/_mock/webhooks", json=body).status_code == 201
+
+    create_session(client)
+    client.post("/v1/flows/flow_abc123/run", json={"input": "Hi"}, headers=auth())
+
+    [delivery] = finished_deliveries(client, 1)
+    assert delivery["event"] == "flow.run.completed"
+    [request] = receiver.requests
+    assert Webhook(OWN_SECRET).verify(request.body, request.headers)["event"] == (
+        "flow.run.completed"
+    )
+
+
+def test_pending_delivery_cannot_be_redelivered(
+    start_mock: Callable[..., TestClient], make_receiver: Callable[..., RecordingReceiver]
+) -> None:
+    receiver = make_receiver(hold=True)
+    client = start_mock(receiver.url)
+    create_session(client)
+    [pending] = client.get("/_mock/webhooks/deliveries").json()["deliveries"]
+
+    response = client.post(f"/_mock/webhooks/deliveries/{pending['id']}/redeliver")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["message"] == (
+        f"Webhook delivery {pending['id']!r} is still pending."
+    )
+
+
+@pytest.mark.parametrize("number", range(1, 9))
+def test_backoff_doubles_with_jitter(number: int) -> None:
+    settings = WebhookSettings(initial_retry_seconds=1, max_retry_seconds=60)
+    base = min(60, 2 ** (number - 1))
+
+    delays = [backoff_delay(settings, number, random.Random(seed)) for seed in range(50)]
+
+    assert min(delays) >= base / 2
+    assert max(delays) <= base
+    assert len(set(delays)) > 1
+
+
+def test_backoff_honours_retry_after_up_to_cap() -> None:
+    settings = WebhookSettings(initial_retry_seconds=1, max_retry_seconds=30)
+
+    asked = backoff_delay(settings, 1, random.Random(0), retry_after=12)
+    capped = backoff_delay(settings, 1, random.Random(0), retry_after=3600)
+
+    assert asked == 12
+    assert capped == 30
