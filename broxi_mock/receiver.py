@@ -32,7 +32,7 @@ Outcome = Literal["valid", "duplicate", "invalid"]
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the receiver decided about one delivery, and the HTTP status it answered with."""
+    """The receiver's decision on one delivery, and the HTTP status it responded with."""
 
     outcome: Outcome
     webhook_id: str | None
@@ -93,7 +93,7 @@ class WebhookReceiver:
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             return Verdict("invalid", webhook_id, event, f"payload {problems[0]}{more}", 400)
-        assert webhook_id is not None  # verify() rejects a delivery without webhook-id
+        assert webhook_id is not None  # verify() raises on a missing webhook-id header
         if webhook_id in self._seen:
             return Verdict("duplicate", webhook_id, event, "redelivery, counted once", 200)
         self._remember(webhook_id)

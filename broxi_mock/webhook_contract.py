@@ -1,4 +1,4 @@
-"""What a webhook sender and receiver agree on: signing secrets and payload schemas.
+"""Signing secrets and payload schemas that webhook senders and receivers share.
 
 Both the mock server (the sender) and `broxi-mock webhooks listen` (the receiver) use this
 module, so it must not import `mock_server`.
@@ -68,7 +68,7 @@ class PayloadChecker:
         return tuple(self.validators)
 
     def check(self, payload: Any) -> list[str]:
-        """Return one problem per line (JSON pointer, then the reason); empty when valid."""
+        """List the payload's problems as `<JSON pointer>: <reason>`, none when it is valid."""
         if not isinstance(payload, dict):
             return [f"/: expected a JSON object, got {type(payload).__name__}"]
         event = payload.get("event")

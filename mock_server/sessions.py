@@ -16,7 +16,7 @@ from mock_server.store import Store
 
 logger = logging.getLogger("broxi_mock.sessions")
 EndReason = Literal["ended_by_client", "idle_timeout"]
-# Idle sessions are looked for this many times per timeout, within these bounds in seconds.
+# The idle check runs this many times per timeout, clamped to these intervals in seconds.
 CHECKS_PER_TIMEOUT = 4
 MIN_CHECK_SECONDS = 0.01
 MAX_CHECK_SECONDS = 5.0
@@ -111,7 +111,7 @@ class SessionLifecycle:
                 self.end(session_id, "idle_timeout")
                 ended.append(session_id)
             except ApiError:
-                # Gone or already ended another way: nothing left to watch.
+                # The session is gone or has ended another way, so there is nothing left to watch.
                 self._last_active.pop(session_id, None)
         return ended
 

@@ -14,7 +14,7 @@ from mock_server.deliveries import AttemptRecord, DeliveryRecord
 from mock_server.records import utc_now
 from mock_server.webhook_settings import WebhookSettings
 
-# Bytes of a failed response's body kept in the attempt's error, to show what the receiver said.
+# Bytes of a failed response's body kept in the attempt's error, for the receiver's message.
 EXCERPT_BYTES = 200
 # A response body up to this size is read to the end, so that its connection can be reused.
 DRAIN_BYTES = 16 * 1024

@@ -38,7 +38,7 @@ def validate_webhook_url(url: str) -> str:
 
 
 def validate_events(events: list[str] | None) -> list[str] | None:
-    """Reject an empty or repeating event filter; None means every event."""
+    """Return an event filter unchanged, or raise ValueError when it is empty or repeats one."""
     if events is None:
         return None
     if not events:
@@ -79,7 +79,7 @@ class EndpointSettings(BaseModel):
 
 
 class WebhookSettings(BaseModel):
-    """Where webhooks go and how hard delivery tries; times are in seconds."""
+    """The endpoints that receive webhooks, and the retry and timeout policy, in seconds."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -95,19 +95,25 @@ class WebhookSettings(BaseModel):
     initial_retry_seconds: float = Field(
         default=1.0, gt=0, description="Backoff before the second attempt; doubles each time."
     )
-    max_retry_seconds: float = Field(default=60.0, gt=0, description="Longest backoff.")
+    max_retry_seconds: float = Field(
+        default=60.0, gt=0, description="Maximum backoff between attempts."
+    )
     connect_timeout_seconds: float = Field(default=3.0, gt=0)
     read_timeout_seconds: float = Field(default=10.0, gt=0)
     shutdown_grace_seconds: float = Field(
-        default=3.0, ge=0, description="How long pending deliveries may finish on shutdown."
+        default=3.0, ge=0, description="Time pending deliveries get to finish on shutdown."
     )
     max_pending: int = Field(
-        default=10_000, ge=1, description="Deliveries queued at once; more are failed at once."
+        default=10_000,
+        ge=1,
+        description="Maximum queued deliveries; a new one past it fails at once.",
     )
     max_deliveries: int = Field(
         default=1_000, ge=1, description="Finished delivery records kept for inspection."
     )
-    max_connections: int = Field(default=20, ge=1, description="Concurrent requests, in total.")
+    max_connections: int = Field(
+        default=20, ge=1, description="Maximum concurrent requests to all endpoints."
+    )
 
     @field_validator("secret")
     @classmethod

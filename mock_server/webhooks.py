@@ -72,7 +72,7 @@ class WebhookEndpoint:
 
 
 class WebhookDispatcher:
-    """Turns bus events into deliveries and sends them with retries; see the module docstring."""
+    """Turns bus events into deliveries and sends them with retries, in order per lane."""
 
     def __init__(self, settings: WebhookSettings, seed: int = 0) -> None:
         self.settings = settings
@@ -229,29 +229,29 @@ class WebhookDispatcher:
         self.log.trim()
 
     def _log_retry(self, record: DeliveryRecord, delay: float) -> None:
-        held = self._throttle.check(f"retry {record.endpoint_id}")
-        if held is not None:
+        held_back = self._throttle.check(f"retry {record.endpoint_id}")
+        if held_back is not None:
             logger.info(
                 "Webhook %s (%s) to %s failed on attempt %d (%s); retrying in %.2f s.%s",
                 record.event.id,
                 record.event.type,
-                record.url,
+                loggable_url(record.url),
                 len(record.attempts),
                 record.attempts[-1].error,
                 delay,
-                _held_note(held),
+                _held_note(held_back),
             )
 
     def _log_failure(self, record: DeliveryRecord) -> None:
-        held = self._throttle.check(f"failure {record.endpoint_id}")
-        if held is not None:
+        held_back = self._throttle.check(f"failure {record.endpoint_id}")
+        if held_back is not None:
             logger.error(
                 "Webhook %s (%s) to %s failed: %s.%s",
                 record.event.id,
                 record.event.type,
-                record.url,
+                loggable_url(record.url),
                 record.error,
-                _held_note(held),
+                _held_note(held_back),
             )
 
     async def start(self) -> None:
@@ -289,8 +289,9 @@ class WebhookDispatcher:
         self._backlog.clear()
         remaining = self.log.pending()
         for record in remaining:
-            made = len(record.attempts)
-            self._finish(record, "failed", f"the server shut down after {made} attempt(s)")
+            attempts_made = len(record.attempts)
+            error = f"the server shut down after {attempts_made} attempt(s)"
+            self._finish(record, "failed", error)
         _log_remaining(remaining)
         if self._client is not None:
             await self._client.aclose()
@@ -323,15 +324,20 @@ def _log_remaining(remaining: list[DeliveryRecord]) -> None:
             "Not delivered: %s (%s) to %s after %d attempt(s).",
             record.event.id,
             record.event.type,
-            record.url,
+            loggable_url(record.url),
             len(record.attempts),
         )
     if len(remaining) > MAX_LISTED_AT_SHUTDOWN:
         logger.warning("... and %d more.", len(remaining) - MAX_LISTED_AT_SHUTDOWN)
 
 
-def _held_note(held: int) -> str:
-    return f" ({held} similar message(s) held back)" if held else ""
+def loggable_url(url: str) -> str:
+    """Drop the user info and query of a URL, where credentials and tokens usually sit."""
+    return str(httpx.URL(url).copy_with(username=None, password=None, query=None))
+
+
+def _held_note(held_back: int) -> str:
+    return f" ({held_back} similar message(s) held back)" if held_back else ""
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
+import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 from starlette.applications import Starlette
@@ -19,8 +20,8 @@ from starlette.testclient import TestClient
 from broxi_mock.spec import load_spec
 from broxi_mock.webhook_contract import DEFAULT_SECRET, PayloadChecker
 from mock_server.webhook_settings import EndpointSettings, WebhookSettings
-from mock_server.webhooks import backoff_delay
-from tests.conftest import ReceivedRequest, RecordingReceiver, auth, free_port
+from mock_server.webhooks import backoff_delay, loggable_url
+from tests.conftest import LiveServer, ReceivedRequest, RecordingReceiver, auth, free_port
 
 FAST_RETRIES: dict[str, Any] = {
     "initial_retry_seconds": 0.01,
@@ -403,3 +404,28 @@ def test_backoff_honours_retry_after_up_to_cap() -> None:
 
     assert asked == 12
     assert capped == 30
+
+
+def test_logged_url_hides_credentials() -> None:
+    url = "https://user:pa55@127.0.0.1:8443/hooks?token=abc"
+
+    assert loggable_url(url) == "https://127.0.0.1:8443/hooks"
+
+
+@pytest.mark.e2e
+def test_disconnected_stream_sends_failed_event(
+    live_server: Callable[..., LiveServer], make_receiver: Callable[..., RecordingReceiver]
+) -> None:
+    receiver = make_receiver()
+    server = live_server("--webhook", receiver.url, "--stream-delay-ms", "200")
+    url = f"{server.url}/v1/flows/flow_abc123/stream"
+
+    with httpx.stream("POST", url, json={"input": "Hi"}, headers=auth(), timeout=10) as stream:
+        next(line for line in stream.iter_lines() if line.startswith("data:"))
+
+    assert receiver.wait_until(lambda: len(receiver.succeeded()) >= 2)
+    started, failed = (payload_of(request) for request in receiver.requests[:2])
+    assert started["event"] == "flow.run.started"
+    assert failed["event"] == "flow.run.failed"
+    assert failed["data"]["run_id"] == started["data"]["run_id"]
+    assert failed["data"]["error"]["code"] == "CLIENT_DISCONNECTED"
