@@ -28,6 +28,15 @@ def main() -> None:
     """Mock server and contract test kit for the BroxiAI workflow API."""
 
 
+def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from mock_server.config import RATE_LIMIT_PATTERN
+
+    match = RATE_LIMIT_PATTERN.match(value)
+    if match is None or (match.group(2) is not None and int(match.group(2)) < 1):
+        raise click.BadParameter(f"{value!r} is not 'tier', 'off' or 'N/min' with N >= 1.")
+    return value
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=4010, help="Port to listen on.")
@@ -58,7 +67,7 @@ def main() -> None:
     default=15.0,
     help="Seconds between heartbeat comments on an idle stream.",
 )
-@click.option("--rate-limit", default="tier", help=RATE_LIMIT_HELP)
+@click.option("--rate-limit", default="tier", callback=_check_rate_limit, help=RATE_LIMIT_HELP)
 @click.option(
     "--max-body-bytes",
     type=click.IntRange(min=1),

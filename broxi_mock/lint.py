@@ -31,7 +31,7 @@ def escape(part: str | int) -> str:
 def lint_spec(spec: Spec) -> list[Finding]:
     """Return every structural problem and every example that breaks its schema."""
     findings = [
-        Finding("/" + "/".join(escape(p) for p in error.path), error.message)
+        Finding("/" + "/".join(escape(p) for p in error.path), error.message.splitlines()[0])
         for error in OpenAPIV31SpecValidator(spec.document).iter_errors()
     ]
     if findings:

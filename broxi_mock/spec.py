@@ -13,6 +13,8 @@ import yaml
 from broxi_mock.errors import SpecError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# libyaml's loader parses the spec about ten times faster than the pure-Python one.
+YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
@@ -52,7 +54,7 @@ def read_yaml(path: Path, error: type[Exception] = SpecError) -> Any:
     try:
         if path.suffix == ".json":
             return json.loads(text)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=YAML_LOADER)  # noqa: S506 (a safe loader)
     except json.JSONDecodeError as exc:
         raise error(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from exc
     except yaml.YAMLError as exc:

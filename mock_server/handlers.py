@@ -186,6 +186,8 @@ def example_handler(spec: Spec) -> Any:
         status, body = _first_example(spec, operation)
 
         async def answer(context: RequestContext) -> Response:
+            if status == 204:
+                return Response(status_code=204)
             return json_response(body, status)
 
         return answer

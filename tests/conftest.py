@@ -89,14 +89,10 @@ def start_server(tmp_path: Path, *args: str, timeout: float = 20.0) -> LiveServe
     port = free_port()
     log = tmp_path / f"serve-{port}.log"
     command = [sys.executable, "-m", "broxi_mock", "serve", "--port", str(port), *args]
-    # The child keeps its own copy of the file descriptor, so ours can be closed at once.
     with log.open("w") as handle:
+        # The child process keeps its own copy of the descriptor.
         process = subprocess.Popen(
-            command,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=REPO_ROOT,
+            command, stdout=handle, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     url = f"http://127.0.0.1:{port}"

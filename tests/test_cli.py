@@ -1,0 +1,114 @@
+"""The command line: lint findings, one-line errors for bad files and flags."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from broxi_mock.cli import main
+from tests.conftest import REPO_ROOT
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def copy_fixtures(tmp_path: Path) -> Path:
+    folder = tmp_path / "fixtures"
+    shutil.copytree(REPO_ROOT / "fixtures", folder)
+    return folder
+
+
+def test_lint_passes_on_bundled_spec() -> None:
+    code, output = run_cli("lint")
+
+    assert code == 0
+    assert output.strip().endswith("OK")
+
+
+def test_lint_names_broken_example(tmp_path: Path) -> None:
+    document = yaml.safe_load((REPO_ROOT / "openapi" / "broxi.yaml").read_text())
+    document["components"]["schemas"]["Run"]["examples"][0]["progress"] = 150
+    spec = tmp_path / "broken.yaml"
+    spec.write_text(yaml.safe_dump(document))
+
+    code, output = run_cli("lint", str(spec))
+
+    assert code == 1
+    assert "/components/schemas/Run/examples/0" in output
+    assert "150 is greater than the maximum of 100" in output
+
+
+def test_lint_reports_structural_problem(tmp_path: Path) -> None:
+    document = yaml.safe_load((REPO_ROOT / "openapi" / "broxi.yaml").read_text())
+    document["paths"]["/flows"]["get"]["parameters"][0]["in"] = "body"
+    spec = tmp_path / "broken.yaml"
+    spec.write_text(yaml.safe_dump(document))
+
+    code, output = run_cli("lint", str(spec))
+
+    assert code == 1
+    assert "/paths/~1flows/get" in output
+
+
+def test_invalid_yaml_spec_is_one_line(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("openapi: 3.1.0\npaths: {\n")
+
+    code, output = run_cli("lint", str(spec))
+
+    assert code == 1
+    assert len(output.strip().splitlines()) == 1
+    assert "bad.yaml: line" in output
+    assert "invalid YAML" in output
+
+
+@pytest.mark.parametrize(
+    ("file", "edit", "expected"),
+    [
+        ("flows.yaml", lambda d: d["flows"][1].update(status="archived"),
+         "flows.yaml: flows[1] (id='flow_sum456'): status: Input should be 'published' or"),
+        ("flows.yaml", lambda d: d["flows"][0].pop("name"),
+         "flows.yaml: flows[0] (id='flow_abc123'): name: Field required"),
+        ("tokens.yaml", lambda d: d["tokens"][3].pop("requests_per_minute"),
+         "requests_per_minute is required for the enterprise tier"),
+        ("sessions.yaml", lambda d: d["sessions"][0].update(flow_id="flow_nope"),
+         "sessions.yaml: sessions[0] (id='session_def456'): flow_id: unknown flow 'flow_nope'"),
+        ("flows.yaml", lambda d: d["flows"].append(dict(d["flows"][0])),
+         "flows.yaml: flows[9]: duplicate id 'flow_abc123'"),
+        ("usage.yaml", lambda d: d["usage"].update(days=0),
+         "usage.yaml: usage: days: Input should be greater than or equal to 1"),
+    ],
+    ids=["enum", "missing", "enterprise-limit", "unknown-flow", "duplicate", "usage-range"],
+)
+def test_bad_fixture_stops_serve(tmp_path: Path, file: str, edit: object, expected: str) -> None:
+    folder = copy_fixtures(tmp_path)
+    data = yaml.safe_load((folder / file).read_text())
+    edit(data)  # type: ignore[operator]
+    (folder / file).write_text(yaml.safe_dump(data))
+
+    code, output = run_cli("serve", "--fixtures", str(folder), "--port", "0")
+
+    assert code == 1
+    assert len(output.strip().splitlines()) == 1
+    assert expected in output
+
+
+def test_missing_fixtures_folder_is_one_line(tmp_path: Path) -> None:
+    code, output = run_cli("serve", "--fixtures", str(tmp_path / "nowhere"))
+
+    assert code == 1
+    assert output.strip() == f"Error: {tmp_path / 'nowhere'}: fixtures folder not found"
+
+
+def test_bad_rate_limit_flag_is_usage_error() -> None:
+    code, output = run_cli("serve", "--rate-limit", "fast")
+
+    assert code == 2
+    assert "--rate-limit" in output
+    assert "'fast'" in output
