@@ -137,7 +137,7 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
 
 @dataclass
 class ReceivedRequest:
-    """One request that reached a `RecordingReceiver`, with the status it was answered with."""
+    """One request that reached a `RecordingReceiver`, and the status of its response."""
 
     path: str
     headers: dict[str, str]
@@ -146,7 +146,7 @@ class ReceivedRequest:
 
 
 class RecordingReceiver:
-    """A webhook receiver on a free port of 127.0.0.1 that records requests and answers as told.
+    """A webhook receiver on a free port of 127.0.0.1 that records requests and responds as set.
 
     `answer(request, attempt)` returns the status for a request, `attempt` counting requests
     with the same `webhook-id` from 1. While `hold` is set, requests wait (at most
@@ -161,7 +161,7 @@ class RecordingReceiver:
         self.answer = answer or (lambda request, attempt: 204)
         self.hold = hold
         self.requests: list[ReceivedRequest] = []
-        self.held = 0
+        self.held_count = 0
         self.in_flight = 0
         self.max_in_flight = 0
         self._attempts: dict[str, int] = {}
@@ -204,7 +204,7 @@ class RecordingReceiver:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             if self.hold:
-                self.held += 1
+                self.held_count += 1
                 self._changed.notify_all()
         if self.hold:
             self._released.wait(self.MAX_HOLD_SECONDS)
@@ -224,7 +224,7 @@ class RecordingReceiver:
             return self._changed.wait_for(condition, timeout)
 
     def succeeded(self) -> list[ReceivedRequest]:
-        """Return the requests answered with a 2xx status, in the order they finished."""
+        """Return the requests that got a 2xx response, in the order they finished."""
         with self._changed:
             return [request for request in self.requests if 200 <= request.status < 300]
 

@@ -1,4 +1,4 @@
-"""Reading a receiver's answer: Retry-After."""
+"""Parsing the Retry-After header of a receiver's response."""
 
 from __future__ import annotations
 

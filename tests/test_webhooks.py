@@ -185,7 +185,7 @@ def test_api_answers_while_receiver_blocks(
 
     with caplog.at_level(logging.WARNING, logger="broxi_mock"), TestClient(app) as client:
         create_session(client)
-        assert receiver.wait_until(lambda: receiver.held == 1)
+        assert receiver.wait_until(lambda: receiver.held_count == 1)
         run = client.post("/v1/flows/flow_abc123/run", json={"input": "Hi"}, headers=auth())
         listed = client.get("/_mock/webhooks/deliveries").json()
         nothing_answered = receiver.requests == []
@@ -345,11 +345,11 @@ def test_delivery_list_keeps_latest_finished(
         payload_of(request)["data"]["session_id"]: payload_of(request)["id"]
         for request in receiver.requests
     }
-    kept = [delivery["event_id"] for delivery in listed]
-    assert kept == [event_ids[session_id] for session_id in session_ids[2:]]
+    kept_ids = [delivery["event_id"] for delivery in listed]
+    assert kept_ids == [event_ids[session_id] for session_id in session_ids[2:]]
 
 
-def test_endpoint_gets_only_its_events_signed_with_own_secret(
+def test_endpoint_filter_and_own_secret(
     start_mock: Callable[..., TestClient], make_receiver: Callable[..., RecordingReceiver]
 ) -> None:
     receiver = make_receiver()
@@ -399,10 +399,10 @@ def test_backoff_doubles_with_jitter(number: int) -> None:
 def test_backoff_honours_retry_after_up_to_cap() -> None:
     settings = WebhookSettings(initial_retry_seconds=1, max_retry_seconds=30)
 
-    asked = backoff_delay(settings, 1, random.Random(0), retry_after=12)
+    requested = backoff_delay(settings, 1, random.Random(0), retry_after=12)
     capped = backoff_delay(settings, 1, random.Random(0), retry_after=3600)
 
-    assert asked == 12
+    assert requested == 12
     assert capped == 30
 
 
