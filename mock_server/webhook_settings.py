@@ -112,7 +112,7 @@ class WebhookSettings(BaseModel):
         default=1_000, ge=1, description="Finished delivery records kept for inspection."
     )
     max_connections: int = Field(
-        default=20, ge=1, description="Maximum concurrent requests to all endpoints."
+        default=10, ge=1, description="Maximum concurrent requests to all endpoints."
     )
 
     @field_validator("secret")
