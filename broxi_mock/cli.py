@@ -2,24 +2,60 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+import logging.config
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from broxi_mock import __version__
+from broxi_mock.cli_webhooks import secret_option, webhooks
 from broxi_mock.errors import MockError
+from broxi_mock.logs import LOG_FORMATS, logging_config
 from broxi_mock.spec import bundled_fixtures_dir, bundled_spec_path, load_spec
-from broxi_mock.webhook_contract import DEFAULT_SECRET, mask_secret, validate_secret
+from broxi_mock.webhook_contract import DEFAULT_SECRET, mask_secret
 
+logger = logging.getLogger("broxi_mock.cli")
 RATE_LIMIT_HELP = "Rate limiting: 'tier' (per token tier), 'off', or 'N/min' for every token."
-SECRET_ENV = "BROXI_MOCK_WEBHOOK_SECRET"
-SECRET_HELP = f"Standard Webhooks signing secret ('whsec_' + base64), also read from ${SECRET_ENV}."
-DEFAULT_SECRET_SHOWN = "the public development secret"
+# Options the config file can set too; a value given on the command line wins over the file.
+FILE_OPTIONS = (
+    "seed", "rate_limit", "journal_size", "log_format", "log_level", "access_log", "cors_origins",
+    "webhook_secret", "webhook_max_attempts", "webhook_retry_window", "session_idle_timeout",
+)
+
+
+def _parse_chaos(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
+    from mock_server.chaos import parse_failure_option, parse_latency_option
+
+    parse = parse_latency_option if param.name == "latency" else parse_failure_option
+    try:
+        return tuple(parse(value) for value in values)
+    except MockError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _check_webhook_urls(
+    ctx: click.Context, param: click.Parameter, urls: tuple[str, ...]
+) -> tuple[str, ...]:
+    from mock_server.webhook_settings import validate_webhook_url
+
+    try:
+        return tuple(validate_webhook_url(url) for url in urls)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _check_origins(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
+    from mock_server.cors import origin_regex
+
+    try:
+        origin_regex(values)
+    except MockError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return values
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -59,7 +95,8 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
     "--stream-delay-ms",
     type=click.IntRange(min=0),
     default=None,
-    help="Delay before and between stream tokens in ms, overriding each flow's pacing.",
+    help="Delay before and between output tokens in ms, for streams and plain runs alike, "
+    "overriding each flow's pacing.",
 )
 @click.option(
     "--heartbeat",
@@ -75,21 +112,74 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
     help="Largest request body accepted, in bytes.",
 )
 @click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite file that keeps runs and sessions across restarts (default: memory only).",
+)
+@click.option(
+    "--max-runs",
+    type=click.IntRange(min=1),
+    default=10_000,
+    help="Number of runs kept before the oldest finished ones are evicted.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    help="Log level of the server.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    help="Log format: readable text, or one JSON object per line.",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    help="Log one line per request with method, path, status, duration and request id.",
+)
+@click.option(
+    "--journal-size",
+    type=click.IntRange(0, 100_000),
+    default=200,
+    help="Number of latest requests GET /_mock/requests keeps (0 turns the journal off).",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    callback=_check_origins,
+    help="Origin allowed to call from a browser, '*' as wildcard (repeatable; default: "
+    "localhost and 127.0.0.1 on any port).",
+)
+@click.option(
+    "--latency",
+    multiple=True,
+    callback=_parse_chaos,
+    metavar="[ROUTE=]MIN[-MAX]",
+    help="Added latency in ms, for every route or one operationId (repeatable).",
+)
+@click.option(
+    "--failure-rate",
+    multiple=True,
+    callback=_parse_chaos,
+    metavar="[ROUTE=]RATE[:STATUS]",
+    help="Share of requests that fail with STATUS (default 503), for every route or one "
+    "operationId (repeatable).",
+)
+@click.option(
     "--webhook",
     "webhook_urls",
     multiple=True,
     metavar="URL",
-    callback=lambda ctx, param, urls: tuple(_check_url(url) for url in urls),
-    help="Send every webhook event to this http(s) URL; repeat for more endpoints.",
+    callback=_check_webhook_urls,
+    help="Send every webhook event to this http(s) URL, besides the config file's endpoints "
+    "(repeatable).",
 )
-@click.option(
-    "--webhook-secret",
-    envvar=SECRET_ENV,
-    default=DEFAULT_SECRET,
-    show_default=DEFAULT_SECRET_SHOWN,
-    callback=lambda ctx, param, secret: _check_secret(secret),
-    help=SECRET_HELP,
-)
+@secret_option("--webhook-secret")
 @click.option(
     "--webhook-max-attempts",
     type=click.IntRange(1, 100),
@@ -109,73 +199,125 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
     help="Seconds without a run after which an active session ends; 0 keeps sessions open.",
 )
 @click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    help="Log level of the server.",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML config file; options given on the command line win over it.",
 )
-def serve(
-    host: str,
-    port: int,
-    spec_path: Path | None,
-    fixtures_dir: Path | None,
-    seed: int,
-    stream_delay_ms: int | None,
-    heartbeat: float,
-    rate_limit: str,
-    max_body_bytes: int,
-    webhook_urls: tuple[str, ...],
-    webhook_secret: str,
-    webhook_max_attempts: int,
-    webhook_retry_window: float,
-    session_idle_timeout: float,
-    log_level: str,
-) -> None:
+@click.pass_context
+def serve(ctx: click.Context, /, **options: Any) -> None:
     """Start the mock server on the bundled spec and fixtures."""
     import uvicorn
 
-    from mock_server import MockConfig, create_app
-    from mock_server.webhook_settings import EndpointSettings, WebhookSettings
+    from mock_server import create_app
 
-    display_host = f"[{host}]" if ":" in host else host
     try:
-        config = MockConfig(
-            spec_path=spec_path or bundled_spec_path(),
-            fixtures_dir=fixtures_dir or bundled_fixtures_dir(),
-            seed=seed,
-            stream_delay_ms=stream_delay_ms,
-            heartbeat_seconds=heartbeat,
-            rate_limit=rate_limit,
-            max_body_bytes=max_body_bytes,
-            public_url=f"http://{display_host}:{port}",
-            webhooks=WebhookSettings(
-                endpoints=[EndpointSettings(url=url) for url in webhook_urls],
-                secret=webhook_secret,
-                max_attempts=webhook_max_attempts,
-                retry_window_seconds=webhook_retry_window,
-            ),
-            session_idle_timeout=session_idle_timeout or None,
-        )
+        options = _merge_config_file(ctx, options)
+        config = _mock_config(options)
         app = create_app(config)
     except MockError as exc:
         raise click.ClickException(str(exc)) from exc
+    log_settings = logging_config(
+        options["log_level"], options["log_format"], options["access_log"]
+    )
+    logging.config.dictConfig(log_settings)
+    _announce(app, config, options)
+    uvicorn.run(
+        app,
+        host=options["host"],
+        port=options["port"],
+        log_level=options["log_level"],
+        log_config=log_settings,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+def _merge_config_file(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:
+    from mock_server.configfile import load_serve_file, merge_options
+
+    path = options["config_path"]
+    rules = options["latency"] + options["failure_rate"]
+    if path is None:
+        return {**options, "chaos": rules, "webhook_file_settings": None}
+    serve_file = load_serve_file(path)
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    explicit = {name for name in FILE_OPTIONS if ctx.get_parameter_source(name) in given}
+    merged = merge_options(options, serve_file.option_values(), explicit)
+    # Rules from the command line come last, so they win over the file's for the same route.
+    merged["chaos"] = tuple(serve_file.chaos_rules(path)) + rules
+    merged["webhook_file_settings"] = serve_file.webhooks
+    return merged
+
+
+def _mock_config(options: dict[str, Any]) -> Any:
+    from mock_server import MockConfig
+
+    host = options["host"]
+    display_host = f"[{host}]" if ":" in host else host
+    extra = {"cors_origins": options["cors_origins"]} if options["cors_origins"] else {}
+    return MockConfig(
+        spec_path=options["spec_path"] or bundled_spec_path(),
+        fixtures_dir=options["fixtures_dir"] or bundled_fixtures_dir(),
+        seed=options["seed"],
+        stream_delay_ms=options["stream_delay_ms"],
+        heartbeat_seconds=options["heartbeat"],
+        rate_limit=options["rate_limit"],
+        max_body_bytes=options["max_body_bytes"],
+        public_url=f"http://{display_host}:{options['port']}",
+        state_path=options["state_path"],
+        max_runs=options["max_runs"],
+        chaos=options["chaos"],
+        journal_size=options["journal_size"],
+        webhooks=_webhook_settings(options),
+        session_idle_timeout=options["session_idle_timeout"] or None,
+        **extra,
+    )
+
+
+def _webhook_settings(options: dict[str, Any]) -> Any:
+    """Combine the config file's webhook section with the command line's endpoints and values."""
+    from mock_server.webhook_settings import EndpointSettings, WebhookSettings
+
+    base = options["webhook_file_settings"] or WebhookSettings()
+    endpoints = [*base.endpoints, *(EndpointSettings(url=url) for url in options["webhook_urls"])]
+    # Every value here passed its option's check or the file's model, so no validation is lost.
+    return base.model_copy(
+        update={
+            "endpoints": endpoints,
+            "secret": options["webhook_secret"],
+            "max_attempts": options["webhook_max_attempts"],
+            "retry_window_seconds": options["webhook_retry_window"],
+        }
+    )
+
+
+def _announce(app: Any, config: Any, options: dict[str, Any]) -> None:
     spec = app.state.spec
+    url = config.public_url + spec.base_path
+    count = len(spec.operations())
+    if options["log_format"] == "json":
+        fields = {"url": url, "operations": count, "spec": str(config.spec_path),
+                  "fixtures": str(config.fixtures_dir), "version": __version__}
+        logger.info("broxi-mock %s serving %d operations at %s.", __version__, count, url,
+                    extra={"fields": fields})
+        return
     token = next(t for t in app.state.store.fixtures.tokens if t.tier == "pro")
-    click.echo(f"broxi-mock {__version__} serving {len(spec.operations())} operations")
-    click.echo(f"  URL:      http://{display_host}:{port}{spec.base_path}")
+    click.echo(f"broxi-mock {__version__} serving {count} operations")
+    click.echo(f"  URL:      {url}")
     click.echo(f"  spec:     {config.spec_path}")
     click.echo(f"  fixtures: {config.fixtures_dir}")
+    click.echo(f"  state:    {config.state_path or f'in memory (up to {config.max_runs} runs)'}")
     click.echo(f"  token:    {token.token} ({token.tier} tier)")
-    if webhook_urls:
-        kind = "the public development" if webhook_secret == DEFAULT_SECRET else "a custom"
-        click.echo(
-            f"  webhooks: {', '.join(webhook_urls)} "
-            f"(signed with {kind} secret {mask_secret(webhook_secret)})"
-        )
-    click.echo(f"  try:      curl -H 'Authorization: Bearer {token.token}' "
-               f"http://{display_host}:{port}{spec.base_path}/flows")
-    configure_logging(log_level)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, loop="uvloop", http="httptools")
+    endpoints = config.webhooks.endpoints
+    if endpoints:
+        secret = config.webhooks.secret
+        kind = "the public development" if secret == DEFAULT_SECRET else "a custom"
+        urls = ", ".join(endpoint.url for endpoint in endpoints)
+        click.echo(f"  webhooks: {urls} (signed with {kind} secret {mask_secret(secret)})")
+    click.echo(f"  try:      curl -H 'Authorization: Bearer {token.token}' {url}/flows")
 
 
 @main.command()
@@ -197,92 +339,7 @@ def lint(spec_path: Path | None) -> None:
     click.echo(f"{source}: OK")
 
 
-@main.group()
-def webhooks() -> None:
-    """Receive and check the API's webhooks."""
-
-
-@webhooks.command()
-@click.option("--host", default="127.0.0.1", help="Interface to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=4011, help="Port to listen on.")
-@click.option(
-    "--secret",
-    envvar=SECRET_ENV,
-    default=DEFAULT_SECRET,
-    show_default=DEFAULT_SECRET_SHOWN,
-    callback=lambda ctx, param, secret: _check_secret(secret),
-    help=SECRET_HELP,
-)
-@click.option(
-    "--spec",
-    "spec_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="OpenAPI document whose webhook schemas payloads must match (default: the bundled one).",
-)
-@click.option(
-    "--expect",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Stop after this many valid events, and fail if fewer arrive.",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Stop after this many seconds (default: wait for --expect events, or Ctrl-C).",
-)
-def listen(
-    host: str,
-    port: int,
-    secret: str,
-    spec_path: Path | None,
-    expect: int | None,
-    timeout: float | None,
-) -> None:
-    """Receive webhooks, verify signatures and payloads, print one line per delivery."""
-    from broxi_mock.receiver import WebhookReceiver, bind_socket
-    from broxi_mock.receiver import listen as listen_on
-    from broxi_mock.webhook_contract import PayloadChecker
-
-    try:
-        checker = PayloadChecker(load_spec(spec_path or bundled_spec_path()))
-    except MockError as exc:
-        raise click.ClickException(str(exc)) from exc
-    receiver = WebhookReceiver(secret, checker, lambda verdict: click.echo(verdict.line()))
-    try:
-        sock = bind_socket(host, port)
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    bound_port = sock.getsockname()[1]
-    display_host = f"[{host}]" if ":" in host else host
-    click.echo(
-        f"Listening for webhooks on http://{display_host}:{bound_port}/ "
-        f"(secret {mask_secret(secret)})"
-    )
-    # Ctrl-C ends listening like a timeout does: the summary and the verdict still follow.
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(listen_on(receiver, sock, expect, timeout))
-    click.echo(receiver.summary())
-    problem = receiver.problem(expect)
-    if problem is not None:
-        raise click.ClickException(problem)
-
-
-def _check_url(url: str) -> str:
-    from mock_server.webhook_settings import validate_webhook_url
-
-    try:
-        return validate_webhook_url(url)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _check_secret(secret: Any) -> str:
-    try:
-        return validate_secret(str(secret))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+main.add_command(webhooks)
 
 
 def configure_logging(level: str) -> None:

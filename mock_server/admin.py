@@ -11,8 +11,10 @@ from broxi_mock.spec import Spec
 from broxi_mock.webhook_contract import validate_secret
 from mock_server.errors import field_error
 from mock_server.handlers import json_response
+from mock_server.journal import RequestJournal
 from mock_server.ratelimit import RateLimiter
 from mock_server.routing import Handler, RequestContext
+from mock_server.runs import RunEngine
 from mock_server.sessions import SessionLifecycle
 from mock_server.store import Store
 from mock_server.webhook_settings import validate_webhook_url
@@ -26,12 +28,18 @@ class AdminHandlers:
     store: Store
     limiter: RateLimiter
     public_spec: Spec
+    journal: RequestJournal
+    engine: RunEngine
     webhooks: WebhookDispatcher
     sessions: SessionLifecycle
 
     def table(self) -> dict[str, Handler]:
         return {
             "getPublicSpec": self.get_public_spec,
+            "listRequests": self.list_requests,
+            "clearRequests": self.clear_requests,
+            "resetState": self.reset_state,
+            "getState": self.get_state,
             "listWebhookEndpoints": self.list_webhook_endpoints,
             "addWebhookEndpoint": self.add_webhook_endpoint,
             "removeWebhookEndpoint": self.remove_webhook_endpoint,
@@ -43,6 +51,40 @@ class AdminHandlers:
     async def get_public_spec(self, context: RequestContext) -> Response:
         document: dict[str, Any] = self.public_spec.document
         return json_response(document)
+
+    async def list_requests(self, context: RequestContext) -> Response:
+        limit = context.params["limit"]
+        entries = self.journal.latest(limit)
+        return json_response(
+            {
+                "requests": [entry.to_json() for entry in entries],
+                "size": self.journal.size,
+                "recorded": self.journal.recorded,
+            }
+        )
+
+    async def clear_requests(self, context: RequestContext) -> Response:
+        self.journal.clear()
+        return Response(status_code=204)
+    async def reset_state(self, context: RequestContext) -> Response:
+        self.engine.reset()
+        self.limiter.reset()
+        self.sessions.reset()
+        return json_response(self._state())
+
+    async def get_state(self, context: RequestContext) -> Response:
+        return json_response(self._state())
+
+    def _state(self) -> dict[str, Any]:
+        runs: dict[str, int] = self.store.count_runs()
+        sessions: dict[str, int] = self.store.count_sessions()
+        return {
+            "backend": self.store.backend,
+            "max_runs": self.store.max_runs,
+            "runs": {**runs, "total": sum(runs.values())},
+            "sessions": {**sessions, "total": sum(sessions.values())},
+            "streams_in_flight": self.engine.open_streams,
+        }
 
     async def list_webhook_endpoints(self, context: RequestContext) -> Response:
         endpoints = [endpoint.to_json() for endpoint in self.webhooks.endpoints.values()]

@@ -40,9 +40,19 @@ class SessionLifecycle:
         self._running: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         events.subscribe(self._observe)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all activity, then count the active fixture sessions as active from now."""
+        self._last_active.clear()
+        self._running.clear()
+        # NOTE: with --state, active sessions created by an earlier server process are not
+        # watched until a run uses them, so until then they never end by themselves.
+        fixtures = self.store.fixtures.sessions
+        self.track(session.id for session in fixtures if session.status == "active")
 
     def track(self, session_ids: Iterable[str]) -> None:
-        """Count sessions that exist before any event (fixtures) as active from now."""
+        """Count sessions as active from now, unless they are already watched."""
         now = self.clock()
         for session_id in session_ids:
             self._last_active.setdefault(session_id, now)
@@ -62,9 +72,8 @@ class SessionLifecycle:
                 "path",
                 "session has already ended",
             )
-        # TODO: MemoryStore hands out its own SessionRecord, so this change is stored in place;
-        # a store that copies records needs a save_session() call here.
         session.status = "ended"
+        self.store.save_session(session)
         self.events.emit(
             "session.ended",
             {

@@ -1,110 +1,118 @@
-"""Admin routes for webhook endpoints and deliveries."""
+"""Admin routes: reset state to the fixtures and count what the store keeps."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-OWN_SECRET = "whsec_c2VwYXJhdGUtc2VjcmV0LWZvci1vbmUtZW5kcG9pbnQ="
+from tests.conftest import auth
+from tests.helpers import parse_stream
+
+BODY = {"input": "Where is my order?"}
 
 
-def test_endpoint_can_be_added_listed_removed(client: TestClient) -> None:
-    body = {"url": "http://127.0.0.1:4011/hooks", "events": ["session.created"]}
+async def while_streaming(
+    app: Starlette, body: dict[str, Any], during: Callable[[httpx.AsyncClient], Awaitable[Any]]
+) -> tuple[httpx.Response, Any]:
+    """Stream a run and call `during` once the run is in flight; return both results."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
 
-    added = client.post("/_mock/webhooks", json=body)
-    listed = client.get("/_mock/webhooks")
-    removed = client.delete(f"/_mock/webhooks/{added.json()['id']}")
-    after = client.get("/_mock/webhooks")
+        async def act() -> Any:
+            for _ in range(500):
+                if app.state.engine.live:
+                    break
+                await asyncio.sleep(0.002)
+            return await during(client)
 
-    assert added.status_code == 201
-    assert added.json()["events"] == ["session.created"]
-    assert added.json()["own_secret"] is False
-    assert listed.json() == {"endpoints": [added.json()]}
-    assert removed.status_code == 204
-    assert after.json() == {"endpoints": []}
-
-
-def test_endpoint_without_events_gets_all(client: TestClient) -> None:
-    added = client.post("/_mock/webhooks", json={"url": "https://127.0.0.1:4011/"})
-
-    assert added.status_code == 201
-    assert added.json()["events"] == [
-        "flow.run.started",
-        "flow.run.completed",
-        "flow.run.failed",
-        "session.created",
-        "session.ended",
-    ]
+        stream = client.post("/v1/flows/flow_abc123/stream", json=body, headers=auth())
+        response, result = await asyncio.gather(stream, act())
+        return response, result
 
 
-def test_listing_never_shows_whole_secret(client: TestClient) -> None:
-    client.post("/_mock/webhooks", json={"url": "http://127.0.0.1:4011/", "secret": OWN_SECRET})
+def test_state_counts_runs_by_status(client: TestClient) -> None:
+    for flow_id in ("flow_abc123", "flow_sql789", "flow_flaky01"):
+        client.post(f"/v1/flows/{flow_id}/run", json=BODY, headers=auth())
 
-    listed = client.get("/_mock/webhooks")
+    response = client.get("/_mock/state")
 
-    endpoint = listed.json()["endpoints"][0]
-    assert endpoint["own_secret"] is True
-    assert endpoint["secret"] == "whsec_c2Vw..."
-    assert OWN_SECRET not in listed.text
-
-
-def test_ftp_url_is_400_naming_url(client: TestClient) -> None:
-    response = client.post("/_mock/webhooks", json={"url": "ftp://127.0.0.1/hooks"})
-
-    assert response.status_code == 400
-    assert response.json()["error"] == {
-        "code": "INVALID_REQUEST",
-        "message": "Webhook URL is invalid: 'ftp://127.0.0.1/hooks' must use http or https "
-        "(got scheme 'ftp').",
-        "details": {"field": "/url", "location": "body", "reason": "invalid webhook URL"},
+    assert response.status_code == 200
+    assert response.json() == {
+        "backend": "memory",
+        "max_runs": 10_000,
+        "runs": {"running": 0, "completed": 2, "failed": 1, "total": 3},
+        "sessions": {"active": 3, "ended": 1, "total": 4},
+        "streams_in_flight": 0,
     }
 
 
-def test_unknown_event_is_400_naming_event(client: TestClient) -> None:
-    body = {"url": "http://127.0.0.1:4011/", "events": ["flow.run.paused"]}
+def test_state_shows_stream_in_flight(make_app: Callable[..., Starlette]) -> None:
+    app = make_app(stream_delay_ms=20)
 
-    response = client.post("/_mock/webhooks", json=body)
+    async def read_state(client: httpx.AsyncClient) -> dict[str, Any]:
+        return dict((await client.get("/_mock/state")).json())
 
-    assert response.status_code == 400
-    error = response.json()["error"]
-    assert error["details"]["field"] == "/events/0"
-    assert error["message"].startswith('Request body is invalid: /events/0: "flow.run.paused"')
+    stream, during = asyncio.run(while_streaming(app, BODY, read_state))
+    after = TestClient(app).get("/_mock/state").json()
 
-
-def test_bad_secret_is_400_without_secret(client: TestClient) -> None:
-    body = {"url": "http://127.0.0.1:4011/", "secret": "hunter2hunter2"}
-
-    response = client.post("/_mock/webhooks", json=body)
-
-    assert response.status_code == 400
-    assert response.json()["error"]["details"]["field"] == "/secret"
-    assert "hunter2hunter2" not in response.text
+    assert parse_stream(stream.text).events[-1].data["type"] == "end"
+    assert during["streams_in_flight"] == 1
+    assert during["runs"]["running"] == 1
+    assert after["streams_in_flight"] == 0
+    assert after["runs"] == {"running": 0, "completed": 1, "failed": 0, "total": 1}
 
 
-def test_removing_unknown_endpoint_is_404(client: TestClient) -> None:
-    response = client.delete("/_mock/webhooks/wh_0000000000000000")
+def test_reset_restores_fixture_state(client: TestClient) -> None:
+    session = client.post("/v1/sessions", json={"flow_id": "flow_abc123"}, headers=auth()).json()
+    turn = {"input": "Hello again", "session_id": "session_def456"}
+    run = client.post("/v1/flows/flow_abc123/run", json=turn, headers=auth()).json()
 
-    assert response.status_code == 404
-    assert response.json()["error"]["message"] == (
-        "Webhook endpoint 'wh_0000000000000000' not found."
-    )
-
-
-def test_redelivering_unknown_delivery_is_404(client: TestClient) -> None:
-    response = client.post("/_mock/webhooks/deliveries/dlv_0000000000000000/redeliver")
-
-    assert response.status_code == 404
-    assert response.json()["error"]["details"]["field"] == "delivery_id"
-
-
-def test_delivery_filter_rejects_unknown_status(client: TestClient) -> None:
-    response = client.get("/_mock/webhooks/deliveries", params={"status": "lost"})
-
-    assert response.status_code == 400
-    assert response.json()["error"]["details"]["field"] == "status"
-
-
-def test_no_deliveries_without_endpoints(client: TestClient) -> None:
-    response = client.get("/_mock/webhooks/deliveries")
+    response = client.post("/_mock/reset")
 
     assert response.status_code == 200
-    assert response.json() == {"deliveries": [], "total": 0, "limit": 100}
+    assert response.json()["runs"]["total"] == 0
+    assert response.json()["sessions"]["total"] == 4
+    assert client.get(f"/v1/runs/{run['id']}", headers=auth()).status_code == 404
+    gone = client.get(f"/v1/sessions/{session['id']}/history", headers=auth())
+    assert gone.status_code == 404
+    history = client.get("/v1/sessions/session_def456/history", headers=auth()).json()
+    assert history["total"] == 2
+    assert history["messages"][1]["content"] == "How can I assist you today?"
+
+
+def test_reset_never_reuses_ids(client: TestClient) -> None:
+    before = {
+        client.post("/v1/flows/flow_abc123/run", json=BODY, headers=auth()).json()["id"]
+        for _ in range(20)
+    }
+
+    client.post("/_mock/reset")
+    after = {
+        client.post("/v1/flows/flow_abc123/run", json=BODY, headers=auth()).json()["id"]
+        for _ in range(20)
+    }
+
+    assert len(before | after) == 40
+
+
+def test_reset_mid_stream_keeps_stream_not_run(make_app: Callable[..., Starlette]) -> None:
+    app = make_app(stream_delay_ms=20)
+    body = {**BODY, "session_id": "session_123"}
+
+    async def reset(client: httpx.AsyncClient) -> int:
+        return (await client.post("/_mock/reset")).status_code
+
+    stream, status = asyncio.run(while_streaming(app, body, reset))
+
+    client = TestClient(app)
+    events = parse_stream(stream.text).events
+    assert status == 200
+    assert events[-1].data["type"] == "end"
+    assert client.get(f"/v1/runs/{events[0].data['run_id']}", headers=auth()).status_code == 404
+    assert client.get("/v1/sessions/session_123/history", headers=auth()).json()["total"] == 0
+    assert client.get("/_mock/state").json()["streams_in_flight"] == 0

@@ -1,174 +1,224 @@
-"""Ending sessions: by the admin route, and by themselves after the idle timeout."""
+"""Sessions over HTTP: creation, history from runs and streams, paging, concurrent turns."""
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from broxi_mock.spec import bundled_fixtures_dir
-from mock_server.events import EventBus
-from mock_server.fixtures import load_fixtures
-from mock_server.sessions import SessionLifecycle
-from mock_server.store import MemoryStore
-from tests.conftest import auth
-
-Event = tuple[str, dict[str, Any]]
+from tests.conftest import READ_ONLY_TOKEN, auth
+from tests.helpers import parse_stream
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def record_events(bus: EventBus) -> list[Event]:
-    events: list[Event] = []
-    bus.subscribe(lambda event, data: events.append((event, data)))
-    return events
-
-
-def build_lifecycle(idle_timeout: float | None) -> tuple[SessionLifecycle, list[Event], FakeClock]:
-    store = MemoryStore(load_fixtures(bundled_fixtures_dir()))
-    bus = EventBus()
-    events = record_events(bus)
-    clock = FakeClock()
-    return SessionLifecycle(store, bus, idle_timeout, clock), events, clock
-
-
-def create_session(client: TestClient) -> str:
-    response = client.post("/v1/sessions", json={"flow_id": "flow_abc123"}, headers=auth())
+def new_session(client: TestClient, flow_id: str = "flow_abc123") -> dict[str, Any]:
+    body = {"flow_id": flow_id, "user_id": "user_42", "metadata": {"source": "test", "n": 1}}
+    response = client.post("/v1/sessions", json=body, headers=auth())
     assert response.status_code == 201
-    return str(response.json()["id"])
+    return dict(response.json())
 
 
-def test_end_route_emits_ended_by_client(make_app: Callable[..., Starlette]) -> None:
-    app = make_app()
-    events = record_events(app.state.events)
-    client = TestClient(app)
-    session_id = create_session(client)
-
-    response = client.post(f"/_mock/sessions/{session_id}/end")
-
+def history(client: TestClient, session_id: str, query: str = "") -> dict[str, Any]:
+    response = client.get(f"/v1/sessions/{session_id}/history{query}", headers=auth())
     assert response.status_code == 200
-    assert response.json()["status"] == "ended"
-    assert events[-1] == (
-        "session.ended",
-        {
-            "session_id": session_id,
-            "flow_id": "flow_abc123",
-            "user_id": None,
-            "status": "ended",
-            "reason": "ended_by_client",
-        },
-    )
+    return dict(response.json())
 
 
-def test_ending_twice_is_409(client: TestClient) -> None:
-    session_id = create_session(client)
-    client.post(f"/_mock/sessions/{session_id}/end")
+def test_created_session_has_empty_history(client: TestClient) -> None:
+    session = new_session(client)
 
-    response = client.post(f"/_mock/sessions/{session_id}/end")
+    page = history(client, session["id"])
 
-    assert response.status_code == 409
-    assert response.json()["error"] == {
-        "code": "CONFLICT",
-        "message": f"Session {session_id!r} has already ended.",
-        "details": {
-            "field": "session_id",
-            "location": "path",
-            "reason": "session has already ended",
-        },
+    assert session["flow_id"] == "flow_abc123"
+    assert session["user_id"] == "user_42"
+    assert session["metadata"] == {"source": "test", "n": 1}
+    assert session["status"] == "active"
+    assert page == {
+        "session_id": session["id"],
+        "messages": [],
+        "total": 0,
+        "limit": 100,
+        "offset": 0,
     }
 
 
-def test_ending_unknown_session_is_404(client: TestClient) -> None:
-    response = client.post("/_mock/sessions/session_nowhere/end")
+@pytest.mark.parametrize(
+    ("flow_id", "status", "reason"),
+    [("flow_missing", 404, "not found"), ("flow_acme01", 403, "draft flow of another workspace")],
+    ids=["unknown-flow", "foreign-draft"],
+)
+def test_session_needs_visible_flow(
+    client: TestClient, flow_id: str, status: int, reason: str
+) -> None:
+    response = client.post("/v1/sessions", json={"flow_id": flow_id}, headers=auth())
 
-    assert response.status_code == 404
-    assert response.json()["error"]["message"] == "Session 'session_nowhere' not found."
+    assert response.status_code == status
+    assert response.json()["error"]["details"]["reason"] == reason
 
 
-def test_ended_session_rejects_runs(client: TestClient) -> None:
-    session_id = create_session(client)
-    client.post(f"/_mock/sessions/{session_id}/end")
-
+def test_read_only_token_cannot_create_session(client: TestClient) -> None:
     response = client.post(
-        "/v1/flows/flow_abc123/run", json={"input": "Hi", "session_id": session_id}, headers=auth()
+        "/v1/sessions", json={"flow_id": "flow_abc123"}, headers=auth(READ_ONLY_TOKEN)
     )
 
-    assert response.status_code == 400
-    assert response.json()["error"]["details"]["reason"] == "session has ended"
+    assert response.status_code == 403
 
 
-def test_idle_session_ends_after_timeout() -> None:
-    lifecycle, events, clock = build_lifecycle(idle_timeout=60)
-    lifecycle.track(["session_123"])
+def test_runs_and_streams_append_in_order(client: TestClient) -> None:
+    session_id = new_session(client)["id"]
+    plain = {"input": "My parcel is late", "session_id": session_id}
+    streamed = {"input": "It was order 1234", "session_id": session_id}
 
-    clock.now += 59
-    early = lifecycle.end_idle_sessions()
-    clock.now += 1
-    ended = lifecycle.end_idle_sessions()
+    run = client.post("/v1/flows/flow_abc123/run", json=plain, headers=auth()).json()
+    stream = client.post("/v1/flows/flow_abc123/stream", json=streamed, headers=auth())
 
-    assert early == []
-    assert ended == ["session_123"]
-    assert events[-1][0] == "session.ended"
-    assert events[-1][1]["reason"] == "idle_timeout"
-    assert lifecycle.store.get_session("session_123").status == "ended"  # type: ignore[union-attr]
-
-
-def test_activity_restarts_idle_time() -> None:
-    lifecycle, _, clock = build_lifecycle(idle_timeout=60)
-    lifecycle.track(["session_123"])
-
-    clock.now += 50
-    lifecycle.events.emit("flow.run.started", {"run_id": "run_1", "session_id": "session_123"})
-    lifecycle.events.emit("flow.run.completed", {"run_id": "run_1", "session_id": "session_123"})
-    clock.now += 50
-    ended = lifecycle.end_idle_sessions()
-
-    assert ended == []
+    events = parse_stream(stream.text).events
+    reply = "".join(str(event.data["content"]) for event in events[1:-1])
+    page = history(client, session_id)
+    messages = [(message["role"], message["content"]) for message in page["messages"]]
+    assert messages == [
+        ("user", "My parcel is late"),
+        ("assistant", run["output"]),
+        ("user", "It was order 1234"),
+        ("assistant", reply),
+    ]
+    assert page["total"] == 4
+    timestamps = [message["timestamp"] for message in page["messages"]]
+    assert timestamps == sorted(timestamps)
 
 
-def test_session_with_running_run_stays_open() -> None:
-    lifecycle, _, clock = build_lifecycle(idle_timeout=60)
-    lifecycle.events.emit("flow.run.started", {"run_id": "run_1", "session_id": "session_123"})
+def test_later_reply_refers_to_earlier_turn(client: TestClient) -> None:
+    session_id = new_session(client)["id"]
+    turn = {"input": "My parcel never arrived", "session_id": session_id}
 
-    clock.now += 120
-    while_running = lifecycle.end_idle_sessions()
-    lifecycle.events.emit("flow.run.failed", {"run_id": "run_1", "session_id": "session_123"})
-    clock.now += 60
-    after_run = lifecycle.end_idle_sessions()
+    first = client.post("/v1/flows/flow_abc123/run", json=turn, headers=auth()).json()
+    second = client.post(
+        "/v1/flows/flow_abc123/run", json={**turn, "input": "Any news?"}, headers=auth()
+    ).json()
 
-    assert while_running == []
-    assert after_run == ["session_123"]
-
-
-def test_no_idle_timeout_keeps_sessions_open() -> None:
-    lifecycle, _, clock = build_lifecycle(idle_timeout=None)
-    lifecycle.track(["session_123"])
-
-    clock.now += 10**9
-    ended = lifecycle.end_idle_sessions()
-
-    assert ended == []
+    assert "earlier" not in first["output"]
+    assert 'Following up on your earlier message ("My parcel never arrived")' in second["output"]
 
 
-def test_idle_sessions_end_in_background(make_app: Callable[..., Starlette]) -> None:
-    app = make_app(session_idle_timeout=0.1)
-    events = record_events(app.state.events)
+def test_story_session_keeps_its_hero(client: TestClient) -> None:
+    session_id = new_session(client, "flow_wrt987")["id"]
+    turn = {"input": "A dragon who bakes bread", "session_id": session_id}
 
-    with TestClient(app) as client:
-        session_id = create_session(client)
-        deadline = time.monotonic() + 10
-        while app.state.store.get_session(session_id).status == "active":
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+    first = client.post("/v1/flows/flow_wrt987/run", json=turn, headers=auth()).json()
+    second = client.post(
+        "/v1/flows/flow_wrt987/run", json={**turn, "input": "What next?"}, headers=auth()
+    ).json()
 
-    ended = [data for event, data in events if event == "session.ended"]
-    assert {data["session_id"]: data["reason"] for data in ended}[session_id] == "idle_timeout"
+    hero = first["output"].split(", ")[1].split(" was asked")[0]
+    assert second["output"].startswith("Chapter 2.")
+    assert f", {hero} now wondered" in second["output"]
+
+
+def test_failed_run_keeps_question_only(client: TestClient) -> None:
+    session_id = new_session(client, "flow_flaky01")["id"]
+
+    client.post(
+        "/v1/flows/flow_flaky01/run", json={"input": "Q", "session_id": session_id}, headers=auth()
+    )
+
+    page = history(client, session_id)
+    assert [message["role"] for message in page["messages"]] == ["user"]
+    assert page["total"] == 1
+
+
+@pytest.mark.parametrize(
+    ("flow_id", "session_id", "status", "reason"),
+    [
+        ("flow_abc123", "session_missing", 404, "not found"),
+        ("flow_sql789", "session_def456", 400, "session belongs to another flow"),
+        ("flow_abc123", "session_old999", 400, "session has ended"),
+    ],
+    ids=["unknown", "other-flow", "ended"],
+)
+def test_bad_session_is_an_error(
+    client: TestClient, flow_id: str, session_id: str, status: int, reason: str
+) -> None:
+    body = {"input": "Hello", "session_id": session_id}
+
+    for kind in ("run", "stream"):
+        response = client.post(f"/v1/flows/{flow_id}/{kind}", json=body, headers=auth())
+
+        assert response.status_code == status
+        assert response.json()["error"]["details"] == {
+            "field": "/session_id",
+            "location": "body",
+            "reason": reason,
+        }
+    assert client.get("/_mock/state").json()["runs"]["total"] == 0
+
+
+def test_history_pages_with_stable_total(client: TestClient) -> None:
+    session_id = new_session(client)["id"]
+    for number in range(5):
+        body = {"input": f"Question {number}", "session_id": session_id}
+        client.post("/v1/flows/flow_abc123/run", json=body, headers=auth())
+    everything = history(client, session_id)["messages"]
+
+    pages = [history(client, session_id, f"?limit=4&offset={offset}") for offset in (0, 4, 8, 12)]
+
+    assert [page["total"] for page in pages] == [10, 10, 10, 10]
+    assert [(page["limit"], page["offset"]) for page in pages] == [(4, 0), (4, 4), (4, 8), (4, 12)]
+    assert [message for page in pages for message in page["messages"]] == everything
+    assert pages[3]["messages"] == []
+
+
+def test_fixture_history_is_served(client: TestClient) -> None:
+    page = history(client, "session_def456", "?limit=1&offset=1")
+
+    assert page["total"] == 2
+    assert page["messages"] == [
+        {
+            "id": "msg_002",
+            "role": "assistant",
+            "content": "How can I assist you today?",
+            "timestamp": "2024-01-15T10:00:05Z",
+        }
+    ]
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_concurrent_turns_keep_history_whole(
+    make_app: Callable[..., Starlette], tmp_path: Path, backend: str
+) -> None:
+    state = {"state_path": tmp_path / "state.db"} if backend == "sqlite" else {}
+    app = make_app(stream_delay_ms=2, **state)
+    inputs = [f"Concurrent question {number}" for number in range(8)]
+
+    async def run_all() -> list[dict[str, Any]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
+            calls = [
+                client.post(
+                    "/v1/flows/flow_abc123/run",
+                    json={"input": text, "session_id": "session_123"},
+                    headers=auth(),
+                )
+                for text in inputs
+            ]
+            return [response.json() for response in await asyncio.gather(*calls)]
+
+    runs = asyncio.run(run_all())
+
+    page = history(TestClient(app), "session_123", "?limit=1000")
+    messages = page["messages"]
+    assert page["total"] == 16
+    assert sorted(m["content"] for m in messages if m["role"] == "user") == sorted(inputs)
+    assert sorted(m["content"] for m in messages if m["role"] == "assistant") == sorted(
+        run["output"] for run in runs
+    )
+    assert [m["timestamp"] for m in messages] == sorted(m["timestamp"] for m in messages)
+    assert len({message["id"] for message in messages}) == 16
+    positions = {message["content"]: index for index, message in enumerate(messages)}
+    assert all(
+        positions[run["output"]] > positions[text] for run, text in zip(runs, inputs, strict=True)
+    )

@@ -1,11 +1,17 @@
-"""Webhook settings: URL, event and secret checks, and config-file error messages."""
+"""Webhook settings: URL, event and secret checks, the config file and the flags."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
+from typing import Any
 
+import pytest
+from click.testing import CliRunner
+
+from broxi_mock.cli import main
 from broxi_mock.errors import ConfigError
 from broxi_mock.webhook_contract import DEFAULT_SECRET, validate_secret
+from mock_server.configfile import load_serve_file
 from mock_server.webhook_settings import load_webhook_settings, validate_webhook_url
 
 
@@ -124,3 +130,76 @@ def test_secret_never_appears_in_error() -> None:
         "broxi.yaml: webhooks.secret: secret must encode 24 to 64 bytes"
     )
     assert secret not in str(caught.value)
+
+
+CONFIG_FILE = """\
+session_idle_timeout: 120
+webhooks:
+  secret: whsec_c2VwYXJhdGUtc2VjcmV0LWZvci1vbmUtZW5kcG9pbnQ=
+  max_attempts: 3
+  read_timeout_seconds: 2
+  endpoints:
+    - url: http://127.0.0.1:4011/from-file
+      events: [session.created]
+"""
+
+
+def serve_app(monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    """Run `serve` with these arguments, capturing the app instead of starting a server."""
+    captured: dict[str, Any] = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **options: captured.setdefault("app", app))
+
+    result = CliRunner().invoke(main, ["serve", *args])
+
+    assert result.exit_code == 0, result.output
+    return captured["app"]
+
+
+def test_config_file_and_flags_combine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "broxi-mock.yaml"
+    path.write_text(CONFIG_FILE)
+
+    app = serve_app(
+        monkeypatch,
+        "--config",
+        str(path),
+        "--webhook",
+        "http://127.0.0.1:4011/from-flag",
+        "--webhook-max-attempts",
+        "9",
+    )
+
+    settings = app.state.webhooks.settings
+    assert [endpoint.url for endpoint in settings.endpoints] == [
+        "http://127.0.0.1:4011/from-file",
+        "http://127.0.0.1:4011/from-flag",
+    ]
+    assert settings.endpoints[0].events == ["session.created"]
+    assert settings.secret == "whsec_c2VwYXJhdGUtc2VjcmV0LWZvci1vbmUtZW5kcG9pbnQ="
+    assert settings.max_attempts == 9
+    assert settings.read_timeout_seconds == 2
+    assert app.state.config.session_idle_timeout == 120
+
+
+def test_config_file_secret_is_never_echoed(tmp_path: Path) -> None:
+    path = tmp_path / "broxi-mock.yaml"
+    path.write_text("webhooks:\n  secret: whsec_dG9vLXNob3J0\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_serve_file(path)
+
+    assert str(caught.value).startswith(f"{path}: webhooks.secret: Value error, secret must")
+    assert "whsec_dG9vLXNob3J0" not in str(caught.value)
+
+
+def test_config_file_unknown_endpoint_field_listed(tmp_path: Path) -> None:
+    path = tmp_path / "broxi-mock.yaml"
+    path.write_text("webhooks:\n  endpoints:\n    - {url: 'http://127.0.0.1/', event: x}\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_serve_file(path)
+
+    assert str(caught.value) == (
+        f"{path}: webhooks.endpoints.0.event: unknown field "
+        "(expected one of ['events', 'secret', 'url'])"
+    )

@@ -55,6 +55,21 @@ def start_mock(make_app: Callable[..., Starlette]) -> Iterator[Callable[..., Tes
         yield start
 
 
+@pytest.fixture
+def webhook_log() -> Iterator[list[str]]:
+    """Collect the messages of the webhook logger, whatever logging configuration is active."""
+    messages: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    webhook_logger = logging.getLogger("broxi_mock.webhooks")
+    webhook_logger.addHandler(handler)
+    level = webhook_logger.level
+    webhook_logger.setLevel(logging.DEBUG)
+    yield messages
+    webhook_logger.setLevel(level)
+    webhook_logger.removeHandler(handler)
+
+
 @pytest.fixture(scope="module")
 def checker() -> PayloadChecker:
     return PayloadChecker(load_spec())
@@ -173,7 +188,7 @@ def test_silent_receiver_leaves_failed_record(
 def test_api_answers_while_receiver_blocks(
     make_app: Callable[..., Starlette],
     make_receiver: Callable[..., RecordingReceiver],
-    caplog: pytest.LogCaptureFixture,
+    webhook_log: list[str],
 ) -> None:
     receiver = make_receiver(hold=True)
     settings = WebhookSettings(
@@ -183,7 +198,7 @@ def test_api_answers_while_receiver_blocks(
     )
     app = make_app(webhooks=settings)
 
-    with caplog.at_level(logging.WARNING, logger="broxi_mock"), TestClient(app) as client:
+    with TestClient(app) as client:
         create_session(client)
         assert receiver.wait_until(lambda: receiver.held_count == 1)
         run = client.post("/v1/flows/flow_abc123/run", json={"input": "Hi"}, headers=auth())
@@ -193,8 +208,8 @@ def test_api_answers_while_receiver_blocks(
     assert run.status_code == 200
     assert nothing_answered
     assert {delivery["status"] for delivery in listed["deliveries"]} == {"pending"}
-    assert "Shutting down with 3 webhook delivery(ies) not delivered." in caplog.messages
-    assert sum(message.startswith("Not delivered: evt_") for message in caplog.messages) == 3
+    assert "Shutting down with 3 webhook delivery(ies) not delivered." in webhook_log
+    assert sum(message.startswith("Not delivered: evt_") for message in webhook_log) == 3
 
 
 def test_events_of_each_run_arrive_in_order(
