@@ -141,8 +141,8 @@ class ServeFile(Section):
             "max_attempts": "webhook_max_attempts",
             "retry_window_seconds": "webhook_retry_window",
         }
-        given = settings.model_fields_set
-        return {key: getattr(settings, name) for name, key in options.items() if name in given}
+        in_file = settings.model_fields_set
+        return {key: getattr(settings, name) for name, key in options.items() if name in in_file}
 
     def chaos_rules(self, path: Path) -> list[ChaosRule]:
         """Return the chaos rules of the file, each naming its place in the file."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -184,3 +185,18 @@ def test_reset_watches_fixture_sessions_again() -> None:
     ended_again = lifecycle.end_idle_sessions()
 
     assert "session_123" in ended_again
+
+
+def test_ended_session_is_stored_in_state_file(
+    make_app: Callable[..., Starlette], tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite3"
+    with TestClient(make_app(state_path=state)) as client:
+        session_id = create_session(client)
+        client.post(f"/_mock/sessions/{session_id}/end")
+
+    with TestClient(make_app(state_path=state)) as client:
+        app = client.app
+        reopened = app.state.store.get_session(session_id)  # type: ignore[attr-defined]
+
+    assert reopened.status == "ended"
