@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import hashlib
 import json
 import random
@@ -64,6 +66,7 @@ class BodyGenerator:
             # of delaying every server start.
             from jsf import JSF
 
+            _fix_date_formats()
             root = dict(_rewrite_refs(self.spec.resolve(schema)))
             root["$defs"] = self._defs
             faker = self._fakers[key] = JSF(root)
@@ -102,3 +105,21 @@ def _seeded(label: str) -> Iterator[None]:
     finally:
         random.setstate(saved[0])
         shared_faker_random.setstate(saved[1])
+
+
+# Generated dates fall in this fixed range, so the same seed gives the same body on any day.
+DATE_RANGE = (dt.datetime(2020, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+
+
+def _fix_date_formats() -> None:
+    # jsf dates are `faker.date_time()`, which spreads values up to the current time, so the
+    # same seed gave different dates from one second to the next.
+    from jsf.schema_types import string
+
+    def date_time() -> dt.datetime:
+        value: dt.datetime = string.faker.date_time_between(*DATE_RANGE, tzinfo=dt.UTC)
+        return value
+
+    string.format_map["date-time"] = lambda: date_time().isoformat()
+    string.format_map["date"] = lambda: date_time().date().isoformat()
+    string.format_map["time"] = lambda: date_time().time().isoformat() + "Z"
