@@ -18,7 +18,7 @@ from bench.servers import PeakSampler, Probe, Server, free_port, median_startup,
 
 TOKEN = "bx_test_pro_00000000000000000002"
 FLOW_ID = "flow_abc123"
-# Every request is counted by the rate limiter, but the limit is too high to ever answer 429.
+# Every request is counted by the rate limiter, but the limit is too high for any 429 response.
 RATE_LIMIT = "1000000000/min"
 OPEN_FILES = 8192
 
@@ -104,7 +104,7 @@ def _measure_throughput(
 ) -> tuple[list[dict[str, Any]], dict[str, Any], tuple[float, list[float]]]:
     servers: list[Server] = []
     try:
-        # Idle means started and answered the start-up probe, before any other request.
+        # Idle means started, with only the start-up probe served.
         mock = _start("mock", mock_command(0), probe, work)
         servers.append(mock)
         time.sleep(settings.settle)
@@ -131,8 +131,8 @@ def _measure_throughput(
 def _compare(
     settings: Settings, case: Scenario, reference: Server, mock: Server, work: Path
 ) -> dict[str, Any]:
-    # Short rounds that alternate between the servers pair each mock run with a reference run
-    # on the same machine state; medians keep a noisy neighbour's burst out of the result.
+    # Short rounds alternate between the servers, so each mock run has a reference run
+    # on the same machine state. Medians keep a noisy neighbour's burst out of the result.
     rounds = max(1, round(settings.duration))
     for server in (reference, mock):
         run_load(settings.generator, case, server.port, settings.connections, settings.warmup, work)

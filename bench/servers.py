@@ -25,7 +25,7 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class Probe:
-    """The request that tells a server is ready: it must be answered with 200."""
+    """The request whose 200 response shows that a server is ready."""
 
     path: str
     headers: dict[str, str] = field(default_factory=dict)
@@ -33,7 +33,7 @@ class Probe:
 
 @dataclass
 class Server:
-    """A server process under test, with the seconds it took to answer its first 200."""
+    """A server process under test, with the seconds it took to return its first 200."""
 
     name: str
     process: subprocess.Popen[bytes]
@@ -65,7 +65,7 @@ class Server:
 def start_server(
     name: str, command: list[str], port: int, probe: Probe, log_dir: Path, timeout: float = 20.0
 ) -> Server:
-    """Start `command` and wait until `probe` is answered with 200, at most `timeout` seconds."""
+    """Start `command` and wait at most `timeout` seconds for a 200 response to `probe`."""
     log_path = log_dir / f"{name}-{port}.log"
     with log_path.open("wb") as log:
         started = time.perf_counter()
@@ -80,7 +80,9 @@ def start_server(
             return server
         time.sleep(0.005)
     server.stop()
-    raise RuntimeError(f"{name} answered no 200 within {timeout} s:\n{log_path.read_text()}")
+    raise RuntimeError(
+        f"{name} returned no 200 response within {timeout} s:\n{log_path.read_text()}"
+    )
 
 
 def _answers_200(port: int, probe: Probe) -> bool:

@@ -13,8 +13,8 @@ YOUNG_COLLECTION_THRESHOLD = 10_000
 
 def tune_for_serving() -> None:
     """Tune this process for serving; call once after the app is built, before serving it."""
-    # The server's log formats never show the caller's file and line, thread or process, so
-    # records skip looking them up; the logging HOWTO lists these switches under Optimization.
+    # The server's log formats never show the caller's file and line, thread or process.
+    # Records skip looking them up, as the Optimization section of the logging HOWTO shows.
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
