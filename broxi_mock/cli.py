@@ -1,4 +1,4 @@
-"""The `broxi-mock` command line: serve, lint."""
+"""The `broxi-mock` command line: serve, lint, test."""
 
 from __future__ import annotations
 
@@ -139,3 +139,12 @@ def lint(spec_path: Path | None) -> None:
 def configure_logging(level: str) -> None:
     """Send broxi_mock logs to stderr at `level`."""
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+
+
+def _add_contract_command() -> None:
+    from broxi_mock.contract_cli import test
+
+    main.add_command(test)
+
+
+_add_contract_command()
