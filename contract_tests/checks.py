@@ -16,7 +16,7 @@ from schemathesis import Case, CheckContext, Response
 from contract_tests.client import LEDGER, MAX_WAIT, curl_command, parse_retry_after
 from contract_tests.contract import excerpt, is_json_media_type
 from contract_tests.envelope import envelope_problems
-from contract_tests.exchange import Exchange, KitCheck, read_exchange
+from contract_tests.exchange import Exchange, KitCheck, ProbeOnce, read_exchange
 from contract_tests.failures import (
     ErrorEnvelopeFailure,
     Problem,
@@ -41,13 +41,34 @@ PROBE_REQUESTS = 3
 class ErrorEnvelopeCheck(KitCheck):
     """Every 4xx and 5xx body is the envelope, its code belongs to its status, ids agree."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.probes = ProbeOnce()
+
     def after_response(self, ctx: CheckContext, response: Response, case: Case) -> bool | None:
         exchange = read_exchange(case, response)
         problems = envelope_problems(
             exchange.contract, exchange.status, exchange.headers, response.content
         )
+        if self.probes.first(exchange):
+            problems += self._probe_not_found(exchange)
         raise_problems(ErrorEnvelopeFailure, exchange.label, problems)
         return None
+
+    def _probe_not_found(self, exchange: Exchange) -> list[Problem]:
+        """Read a resource that does not exist; its error must be the envelope too."""
+        url = exchange.unknown_resource_url()
+        if url is None:
+            return []
+        try:
+            reply = self.client.get(url, exchange.authorization)
+        except httpx.HTTPError:
+            return []
+        found = envelope_problems(
+            exchange.contract, reply.status_code, _lower(reply.headers), reply.content
+        )
+        curl = curl_command("GET", url)
+        return [Problem(p.title, p.expected, p.got, curl) for p in found]
 
 
 class RateLimitCheck(KitCheck):

@@ -7,6 +7,7 @@ import logging
 import shlex
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +68,15 @@ def curl_command(method: str, url: str, body: str | None = None) -> str:
     return " ".join(shlex.quote(part) for part in parts)
 
 
+_OPEN_CLIENTS: weakref.WeakSet[FollowUpClient] = weakref.WeakSet()
+
+
+def close_clients() -> None:
+    """Close the connections of every follow-up client of this process."""
+    for client in list(_OPEN_CLIENTS):
+        client.close()
+
+
 class FollowUpClient:
     """Sends GET and POST requests with a given Authorization header, waiting out 429 answers."""
 
@@ -80,6 +90,7 @@ class FollowUpClient:
         self.ledger = ledger
         self.sleep = sleep
         self._client = httpx.Client(timeout=timeout, transport=transport)
+        _OPEN_CLIENTS.add(self)
 
     def get(self, url: str, authorization: str | None) -> httpx.Response:
         """Send a GET request; a 429 is waited out and sent again, up to MAX_RETRIES times."""

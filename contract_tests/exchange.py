@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +66,14 @@ class Exchange:
         value = (self.case.path_parameters or {}).get(name)
         return None if value is None else str(value)
 
+    def unknown_resource_url(self) -> str | None:
+        """Return this GET operation's URL with every path parameter set to an unused id."""
+        path = self.case.operation.path
+        if self.case.method.upper() != "GET" or "{" not in path:
+            return None
+        unknown = f"unknown_{secrets.token_hex(6)}"
+        return self.base_url.rstrip("/") + re.sub(r"\{[^}]+\}", unknown, path)
+
     def query(self) -> dict[str, str]:
         return {str(key): str(value) for key, value in (self.case.query or {}).items()}
 
@@ -96,3 +106,17 @@ class KitCheck:
         if self._client is None:
             self._client = FollowUpClient(timeout=current().request_timeout)
         return self._client
+
+
+class ProbeOnce:
+    """Remembers which operations a check has already probed."""
+
+    def __init__(self) -> None:
+        self._done: set[str] = set()
+
+    def first(self, exchange: Exchange) -> bool:
+        """Tell whether this is the first success of the operation, and remember it."""
+        if not exchange.is_success or exchange.label in self._done:
+            return False
+        self._done.add(exchange.label)
+        return True

@@ -15,7 +15,7 @@ import httpx
 import schemathesis.cli
 
 from broxi_mock.spec import bundled_schemathesis_config
-from contract_tests.client import LEDGER
+from contract_tests.client import LEDGER, close_clients
 from contract_tests.report import TOTALS, TotalsHandler, summary_lines
 from contract_tests.settings import KitSettings, configure
 
@@ -108,8 +108,11 @@ def run_contract_tests(options: RunOptions, echo: Callable[[str], Any] = click.e
     )
     TOTALS.reset()
     LEDGER.reset()
-    with _thread_safe_ast(options.workers > 1):
-        code = _run_schemathesis(schemathesis_arguments(options))
+    try:
+        with _thread_safe_ast(options.workers > 1):
+            code = _run_schemathesis(schemathesis_arguments(options))
+    finally:
+        close_clients()
     checks = _check_names(options)
     for line in summary_lines(TOTALS, LEDGER, checks):
         echo(line)

@@ -11,7 +11,7 @@ from schemathesis import Case, CheckContext, Response
 
 from contract_tests.client import FollowUpClient, curl_command
 from contract_tests.contract import excerpt
-from contract_tests.exchange import Exchange, KitCheck, read_exchange
+from contract_tests.exchange import Exchange, KitCheck, ProbeOnce, read_exchange
 from contract_tests.failures import Problem, StateFailure, raise_problems
 from contract_tests.state import (
     history_problems,
@@ -94,6 +94,7 @@ class StateCheck(KitCheck):
         super().__init__()
         self.catalogue: Catalogue | None = None
         self.catalogue_read = False
+        self.probes = ProbeOnce()
 
     def after_response(self, ctx: CheckContext, response: Response, case: Case) -> bool | None:
         exchange = read_exchange(case, response)
@@ -103,10 +104,34 @@ class StateCheck(KitCheck):
         try:
             problems = self._read_catalogue_once(exchange)
             problems += handler(self, exchange)
+            if self.probes.first(exchange):
+                problems += self._probe_unknown(exchange)
         except FollowUpError as error:
             problems = [error.problem]
         raise_problems(StateFailure, exchange.label, problems)
         return None
+
+    def _probe_unknown(self, exchange: Exchange) -> list[Problem]:
+        """Read a resource that does not exist; it must not succeed."""
+        url = exchange.unknown_resource_url()
+        if url is None:
+            return []
+        try:
+            reply = self.client.get(url, exchange.authorization)
+        except httpx.HTTPError:
+            return []
+        if reply.status_code >= 300:
+            return []
+        expected = "404 for an id that was never created"
+        got = f"{reply.status_code}: {excerpt(reply.content)}"
+        return [
+            Problem(
+                "Success for a resource that does not exist",
+                expected,
+                got,
+                curl_command("GET", url),
+            )
+        ]
 
     def _read_catalogue_once(self, exchange: Exchange) -> list[Problem]:
         """Read every listed flow on the first success; later checks look flows up in it."""
