@@ -36,8 +36,9 @@ def _split(value: str) -> tuple[str, ...]:
 
 
 def _check_checks(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    from contract_tests.runner import register_kit
     from schemathesis.checks import CHECKS
+
+    from contract_tests.runner import register_kit
 
     register_kit()
     names = _split(value)

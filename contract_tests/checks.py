@@ -10,7 +10,6 @@ import secrets
 
 import httpx
 import schemathesis
-from contract_tests.webhooks import WebhookCheck
 from schemathesis import Case, CheckContext, Response
 
 from contract_tests.client import LEDGER, MAX_WAIT, curl_command, parse_retry_after
@@ -33,6 +32,7 @@ from contract_tests.streaming import (
     run_agreement_problems,
     stream_problems,
 )
+from contract_tests.webhooks import WebhookCheck
 
 STREAMING_OPERATIONS = ("streamFlow", "runFlow")
 PROBE_REQUESTS = 3

@@ -1,4 +1,4 @@
-"""The `state` check: responses agree with the request, with the flow listing and with later reads."""
+"""The `state` check: responses agree with the request, the flow listing and later reads."""
 
 from __future__ import annotations
 
