@@ -49,7 +49,7 @@ def _shape_problems(contract: Contract, body: Any) -> list[Problem]:
             str(problem)
             for problem in contract.problems(ERROR_RESPONSE, body)
             # A missing request_id already has its own, clearer problem.
-            if not (lacks_request_id and "'request_id'" in problem.message)
+            if not (lacks_request_id and "request_id" in problem.message)
         ]
         if found:
             problems.append(
