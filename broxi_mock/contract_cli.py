@@ -149,6 +149,12 @@ def api_url(base_url: str, base_path: str) -> str:
     help="host:port the webhook receiver listens on while --webhooks is set.",
 )
 @click.option(
+    "--webhook-wait",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    help="Seconds to wait for the expected webhooks to arrive.",
+)
+@click.option(
     "--webhook-secret",
     envvar="BROXI_WEBHOOK_SECRET",
     default=None,

@@ -41,6 +41,7 @@ class RunOptions:
     request_timeout: float = 30.0
     webhook_listen: str | None = None
     webhook_secret: str | None = None
+    webhook_wait: float = 10.0
     config_path: Path = field(default_factory=bundled_schemathesis_config)
 
 
@@ -104,6 +105,7 @@ def run_contract_tests(options: RunOptions, echo: Callable[[str], Any] = click.e
             request_timeout=options.request_timeout,
             webhook_listen=options.webhook_listen,
             webhook_secret=options.webhook_secret,
+            webhook_wait=options.webhook_wait,
         )
     )
     TOTALS.reset()

@@ -131,24 +131,12 @@ class WebhookCheck(KitCheck):
 
     def __init__(self) -> None:
         super().__init__()
-        self.target: tuple[Contract, str, str, str] | None = None
+        self.target: tuple[Contract, str, str] | None = None
 
     def after_response(self, ctx: CheckContext, response: Response, case: Case) -> bool | None:
         exchange = read_exchange(case, response)
-        if self.target is None and exchange.operation_id == "listFlows" and exchange.is_success:
-            flows = exchange.body.get("flows") if isinstance(exchange.body, dict) else []
-            published = [
-                f["id"]
-                for f in flows or []
-                if isinstance(f, dict) and f.get("status") == "published"
-            ]
-            if published and exchange.authorization:
-                self.target = (
-                    exchange.contract,
-                    exchange.base_url,
-                    exchange.authorization,
-                    published[0],
-                )
+        if self.target is None and exchange.is_success and exchange.authorization:
+            self.target = (exchange.contract, exchange.base_url, exchange.authorization)
         return None
 
     def after_run(self, ctx: CheckContext) -> None:
@@ -156,20 +144,46 @@ class WebhookCheck(KitCheck):
         if settings.webhook_listen is None or settings.webhook_secret is None:
             return
         if self.target is None:
-            problem = Problem(
-                "No flow to trigger webhooks with",
-                "a 200 from GET /flows listing a published flow",
-                "none",
+            expected = "a successful response during the run, to learn where and how to call"
+            raise_problems(
+                WebhookFailure,
+                None,
+                [Problem("Nothing to trigger webhooks with", expected, "none")],
             )
-            raise_problems(WebhookFailure, None, [problem])
-        contract, base_url, authorization, flow_id = self.target
-        host, port = parse_listen(settings.webhook_listen)
-        with WebhookReceiver(host, port) as receiver:
-            expected, problems = self._trigger(contract, base_url, authorization, flow_id)
-            problems += self._await(
-                contract, receiver, expected, settings.webhook_secret, settings.webhook_wait
-            )
+            return
+        contract, base_url, authorization = self.target
+        flow_id, problems = self._published_flow(contract, base_url, authorization)
+        if flow_id is not None:
+            host, port = parse_listen(settings.webhook_listen)
+            with WebhookReceiver(host, port) as receiver:
+                expected, problems = self._trigger(contract, base_url, authorization, flow_id)
+                secret, wait = settings.webhook_secret, settings.webhook_wait
+                problems += self._await(contract, receiver, expected, secret, wait)
         raise_problems(WebhookFailure, None, problems)
+
+    def _published_flow(
+        self, contract: Contract, base_url: str, authorization: str
+    ) -> tuple[str | None, list[Problem]]:
+        url = contract.url(base_url, "listFlows")
+        if url is None:
+            return None, []
+        url += "?status=published&limit=1"
+        try:
+            reply = self.client.get(url, authorization)
+            flows = reply.json().get("flows") if reply.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            flows = None
+        if flows and isinstance(flows[0], dict) and isinstance(flows[0].get("id"), str):
+            return flows[0]["id"], []
+        expected = "GET /flows?status=published listing a flow to run"
+        return None, [
+            Problem(
+                "No published flow to trigger webhooks with",
+                expected,
+                "none",
+                curl_command("GET", url),
+            )
+        ]
 
     def _trigger(
         self, contract: Contract, base_url: str, authorization: str, flow_id: str
