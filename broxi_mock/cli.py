@@ -119,19 +119,26 @@ def serve(
 
 @main.command()
 @click.argument("spec_path", required=False, type=click.Path(dir_okay=False, path_type=Path))
-def lint(spec_path: Path | None) -> None:
-    """Check SPEC (default: the bundled one) and every example in it."""
+@click.option(
+    "--fixtures",
+    "fixtures_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of fixture YAML files to check against the spec (default: the bundled one).",
+)
+def lint(spec_path: Path | None, fixtures_dir: Path | None) -> None:
+    """Check SPEC (default: the bundled one), its examples, project rules and the fixtures."""
     from broxi_mock.lint import lint_spec
 
     source = spec_path or bundled_spec_path()
     try:
-        findings = lint_spec(load_spec(source))
+        findings = lint_spec(load_spec(source), fixtures_dir or bundled_fixtures_dir())
     except MockError as exc:
         raise click.ClickException(str(exc)) from exc
     if findings:
         click.echo(f"{source}: {len(findings)} problem(s)", err=True)
         for finding in findings:
-            click.echo(f"{source}: {finding}", err=True)
+            click.echo(f"{finding.file or source}: {finding}", err=True)
         sys.exit(1)
     click.echo(f"{source}: OK")
 
