@@ -66,9 +66,9 @@ def operation_findings(spec: Spec) -> Iterator[tuple[str, str]]:
 def _operation_problems(
     spec: Spec, operation: dict[str, Any], pointer: str, declared_tags: set[Any], section: str
 ) -> Iterator[tuple[str, str]]:
-    for field in ("operationId", "summary"):
-        if not operation.get(field):
-            yield pointer, f"operation has no {field}"
+    for key in ("operationId", "summary"):
+        if not operation.get(key):
+            yield pointer, f"operation has no {key}"
     tags = operation.get("tags") or []
     if not tags:
         yield pointer, "operation has no tag"

@@ -10,12 +10,12 @@ import secrets
 
 import httpx
 import schemathesis
-from schemathesis import Case, CheckContext, Response
+from schemathesis import CheckContext, Response
 
 from contract_tests.client import LEDGER, MAX_WAIT, curl_command, parse_retry_after
 from contract_tests.contract import excerpt, is_json_media_type
 from contract_tests.envelope import envelope_problems
-from contract_tests.exchange import Exchange, KitCheck, ProbeOnce, read_exchange
+from contract_tests.exchange import ApiCase, Exchange, KitCheck, ProbeOnce, read_exchange
 from contract_tests.failures import (
     ErrorEnvelopeFailure,
     Problem,
@@ -45,7 +45,7 @@ class ErrorEnvelopeCheck(KitCheck):
         super().__init__()
         self.probes = ProbeOnce()
 
-    def after_response(self, ctx: CheckContext, response: Response, case: Case) -> bool | None:
+    def after_response(self, ctx: CheckContext, response: Response, case: ApiCase) -> bool | None:
         exchange = read_exchange(case, response)
         problems = envelope_problems(
             exchange.contract, exchange.status, exchange.headers, response.content
@@ -78,7 +78,7 @@ class RateLimitCheck(KitCheck):
         super().__init__()
         self.probed = False
 
-    def after_response(self, ctx: CheckContext, response: Response, case: Case) -> bool | None:
+    def after_response(self, ctx: CheckContext, response: Response, case: ApiCase) -> bool | None:
         exchange = read_exchange(case, response)
         if exchange.authorization is None:
             return None
@@ -124,7 +124,7 @@ class StreamingCheck(KitCheck):
         super().__init__()
         self.probed = False
 
-    def after_response(self, ctx: CheckContext, response: Response, case: Case) -> bool | None:
+    def after_response(self, ctx: CheckContext, response: Response, case: ApiCase) -> bool | None:
         exchange = read_exchange(case, response)
         if not _is_stream_exchange(exchange):
             return None

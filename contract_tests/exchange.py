@@ -19,12 +19,15 @@ from contract_tests.contract import (
 )
 from contract_tests.settings import current
 
+# A generated case of any operation.
+ApiCase = Case[Any]
+
 
 @dataclass
 class Exchange:
     """A checked case: which operation, what was sent, and what came back."""
 
-    case: Case
+    case: ApiCase
     response: Response
     contract: Contract
     operation_id: str
@@ -33,7 +36,7 @@ class Exchange:
 
     @property
     def label(self) -> str:
-        return self.case.operation.label
+        return str(self.case.operation.label)
 
     @property
     def status(self) -> int:
@@ -49,7 +52,7 @@ class Exchange:
 
     @property
     def base_url(self) -> str:
-        return self.case.operation.schema.get_base_url()
+        return str(self.case.operation.schema.get_base_url())
 
     @property
     def authorization(self) -> str | None:
@@ -78,7 +81,7 @@ class Exchange:
         return {str(key): str(value) for key, value in (self.case.query or {}).items()}
 
 
-def read_exchange(case: Case, response: Response) -> Exchange:
+def read_exchange(case: ApiCase, response: Response) -> Exchange:
     """Collect what the checks need from a case and its response."""
     document = case.operation.schema.raw_schema
     definition = case.operation.definition.raw

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import schemathesis
-from schemathesis import Case, Response
+from schemathesis import Response
 
 from broxi_mock.spec import bundled_schemathesis_config, bundled_spec_path, load_spec
 from contract_tests.client import LEDGER, MAX_RETRIES, MAX_WAIT, parse_retry_after
+from contract_tests.exchange import ApiCase
 
 # The command-line options of `pytest contract_tests`, filled in by its conftest.
 OPTIONS: dict[str, Any] = {}
@@ -57,7 +58,7 @@ def load_contract_schema(
     return schema
 
 
-def call_waiting_out_rate_limits(case: Case, **kwargs: Any) -> Response:
+def call_waiting_out_rate_limits(case: ApiCase, **kwargs: Any) -> Response:
     """Send a case; a 429 is checked, waited out for its Retry-After and sent again."""
     response = case.call(**kwargs)
     for _ in range(MAX_RETRIES):

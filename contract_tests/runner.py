@@ -157,7 +157,7 @@ def _thread_safe_ast(enabled: bool) -> Iterator[None]:
         with lock:
             return original(*args, **kwargs)
 
-    ast.parse = parse  # type: ignore[assignment]
+    ast.parse = parse
     try:
         yield
     finally:

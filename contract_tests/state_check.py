@@ -7,11 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from schemathesis import Case, CheckContext, Response
+from schemathesis import CheckContext, Response
 
 from contract_tests.client import FollowUpClient, curl_command
 from contract_tests.contract import excerpt
-from contract_tests.exchange import Exchange, KitCheck, ProbeOnce, read_exchange
+from contract_tests.exchange import ApiCase, Exchange, KitCheck, ProbeOnce, read_exchange
 from contract_tests.failures import Problem, StateFailure, raise_problems
 from contract_tests.state import (
     history_problems,
@@ -96,7 +96,7 @@ class StateCheck(KitCheck):
         self.catalogue_read = False
         self.probes = ProbeOnce()
 
-    def after_response(self, ctx: CheckContext, response: Response, case: Case) -> bool | None:
+    def after_response(self, ctx: CheckContext, response: Response, case: ApiCase) -> bool | None:
         exchange = read_exchange(case, response)
         handler = HANDLERS.get(exchange.operation_id)
         if handler is None or not exchange.is_success:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import hypothesis
-from schemathesis import Case, Response
+from schemathesis import Response
 
+from contract_tests.exchange import ApiCase
 from contract_tests.pytest_support import OPTIONS, call_waiting_out_rate_limits, schema_from_options
 
 schema = schema_from_options()
 
 
-@schema.parametrize()
-def test_operation_keeps_contract(case: Case) -> None:
+@schema.parametrize()  # type: ignore[untyped-decorator]
+def test_operation_keeps_contract(case: ApiCase) -> None:
     response = call_waiting_out_rate_limits(case)
 
     case.validate_response(response)
@@ -21,7 +22,7 @@ def test_operation_keeps_contract(case: Case) -> None:
 
 def test_linked_operations_keep_contract() -> None:
     class Machine(schema.as_state_machine()):  # type: ignore[misc]
-        def call(self, case: Case, **kwargs: Any) -> Response:
+        def call(self, case: ApiCase, **kwargs: Any) -> Response:
             return call_waiting_out_rate_limits(case, **kwargs)
 
     budget = OPTIONS["max_examples"]

@@ -15,13 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-from schemathesis import Case, CheckContext, Response
+from schemathesis import CheckContext, Response
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from contract_tests.client import curl_command
 from contract_tests.contract import Contract, excerpt
-from contract_tests.exchange import KitCheck, read_exchange
+from contract_tests.exchange import ApiCase, KitCheck, read_exchange
 from contract_tests.failures import Problem, WebhookFailure, raise_problems
 from contract_tests.settings import current
 
@@ -133,7 +133,7 @@ class WebhookCheck(KitCheck):
         super().__init__()
         self.target: tuple[Contract, str, str] | None = None
 
-    def after_response(self, ctx: CheckContext, response: Response, case: Case) -> bool | None:
+    def after_response(self, ctx: CheckContext, response: Response, case: ApiCase) -> bool | None:
         exchange = read_exchange(case, response)
         if self.target is None and exchange.is_success and exchange.authorization:
             self.target = (exchange.contract, exchange.base_url, exchange.authorization)
@@ -156,9 +156,9 @@ class WebhookCheck(KitCheck):
         if flow_id is not None:
             host, port = parse_listen(settings.webhook_listen)
             with WebhookReceiver(host, port) as receiver:
-                expected, problems = self._trigger(contract, base_url, authorization, flow_id)
+                events, problems = self._trigger(contract, base_url, authorization, flow_id)
                 secret, wait = settings.webhook_secret, settings.webhook_wait
-                problems += self._await(contract, receiver, expected, secret, wait)
+                problems += self._await(contract, receiver, events, secret, wait)
         raise_problems(WebhookFailure, None, problems)
 
     def _published_flow(
