@@ -108,7 +108,7 @@ def api_url(base_url: str, base_path: str) -> str:
     help="Generated cases per operation and phase.",
 )
 @click.option(
-    "--workers", type=click.IntRange(1, 64), default=1, help="Operations tested at the same time."
+    "--workers", type=click.IntRange(1, 64), default=4, help="Operations tested at the same time."
 )
 @click.option(
     "--checks",

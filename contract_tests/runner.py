@@ -33,7 +33,7 @@ class RunOptions:
     spec_path: Path
     report: Path | None = None
     max_examples: int = DEFAULT_MAX_EXAMPLES
-    workers: int = 1
+    workers: int = 4
     checks: tuple[str, ...] = ("all",)
     seed: int | None = None
     phases: tuple[str, ...] = PHASES
