@@ -3,16 +3,45 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from broxi_mock import __version__
 from broxi_mock.errors import MockError
+from broxi_mock.logs import LOG_FORMATS, logging_config
 from broxi_mock.spec import bundled_fixtures_dir, bundled_spec_path, load_spec
 
+logger = logging.getLogger("broxi_mock.cli")
 RATE_LIMIT_HELP = "Rate limiting: 'tier' (per token tier), 'off', or 'N/min' for every token."
+# Options the config file can set too; a value given on the command line wins over the file.
+FILE_OPTIONS = (
+    "seed", "rate_limit", "journal_size", "log_format", "log_level", "access_log", "cors_origins"
+)
+
+
+def _parse_chaos(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
+    from mock_server.chaos import parse_failure_option, parse_latency_option
+
+    parse = parse_latency_option if param.name == "latency" else parse_failure_option
+    try:
+        return tuple(parse(value) for value in values)
+    except MockError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _check_origins(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
+    from mock_server.cors import origin_regex
+
+    try:
+        origin_regex(values)
+    except MockError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return values
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -52,7 +81,8 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
     "--stream-delay-ms",
     type=click.IntRange(min=0),
     default=None,
-    help="Delay before and between stream tokens in ms, overriding each flow's pacing.",
+    help="Delay before and between output tokens in ms, for streams and plain runs alike, "
+    "overriding each flow's pacing.",
 )
 @click.option(
     "--heartbeat",
@@ -68,53 +98,158 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
     help="Largest request body accepted, in bytes.",
 )
 @click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite file that keeps runs and sessions across restarts (default: memory only).",
+)
+@click.option(
+    "--max-runs",
+    type=click.IntRange(min=1),
+    default=10_000,
+    help="Number of runs kept before the oldest finished ones are evicted.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
     help="Log level of the server.",
 )
-def serve(
-    host: str,
-    port: int,
-    spec_path: Path | None,
-    fixtures_dir: Path | None,
-    seed: int,
-    stream_delay_ms: int | None,
-    heartbeat: float,
-    rate_limit: str,
-    max_body_bytes: int,
-    log_level: str,
-) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    help="Log format: readable text, or one JSON object per line.",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    help="Log one line per request with method, path, status, duration and request id.",
+)
+@click.option(
+    "--journal-size",
+    type=click.IntRange(0, 100_000),
+    default=200,
+    help="Number of latest requests GET /_mock/requests keeps (0 turns the journal off).",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    callback=_check_origins,
+    help="Origin allowed to call from a browser, '*' as wildcard (repeatable; default: "
+    "localhost and 127.0.0.1 on any port).",
+)
+@click.option(
+    "--latency",
+    multiple=True,
+    callback=_parse_chaos,
+    metavar="[ROUTE=]MIN[-MAX]",
+    help="Added latency in ms, for every route or one operationId (repeatable).",
+)
+@click.option(
+    "--failure-rate",
+    multiple=True,
+    callback=_parse_chaos,
+    metavar="[ROUTE=]RATE[:STATUS]",
+    help="Share of requests that fail with STATUS (default 503), for every route or one "
+    "operationId (repeatable).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML config file; options given on the command line win over it.",
+)
+@click.pass_context
+def serve(ctx: click.Context, /, **options: Any) -> None:
     """Start the mock server on the bundled spec and fixtures."""
     import uvicorn
 
-    from mock_server import MockConfig, create_app
+    from mock_server import create_app
 
-    display_host = f"[{host}]" if ":" in host else host
     try:
-        config = MockConfig(
-            spec_path=spec_path or bundled_spec_path(),
-            fixtures_dir=fixtures_dir or bundled_fixtures_dir(),
-            seed=seed,
-            stream_delay_ms=stream_delay_ms,
-            heartbeat_seconds=heartbeat,
-            rate_limit=rate_limit,
-            max_body_bytes=max_body_bytes,
-            public_url=f"http://{display_host}:{port}",
-        )
+        options = _merge_config_file(ctx, options)
+        config = _mock_config(options)
         app = create_app(config)
     except MockError as exc:
         raise click.ClickException(str(exc)) from exc
+    log_settings = logging_config(
+        options["log_level"], options["log_format"], options["access_log"]
+    )
+    logging.config.dictConfig(log_settings)
+    _announce(app, config, options)
+    uvicorn.run(
+        app,
+        host=options["host"],
+        port=options["port"],
+        log_level=options["log_level"],
+        log_config=log_settings,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+def _merge_config_file(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:
+    from mock_server.configfile import load_serve_file, merge_options
+
+    path = options["config_path"]
+    rules = options["latency"] + options["failure_rate"]
+    if path is None:
+        return {**options, "chaos": rules}
+    serve_file = load_serve_file(path)
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    explicit = {name for name in FILE_OPTIONS if ctx.get_parameter_source(name) in given}
+    merged = merge_options(options, serve_file.option_values(), explicit)
+    # Rules from the command line come last, so they win over the file's for the same route.
+    merged["chaos"] = tuple(serve_file.chaos_rules(path)) + rules
+    return merged
+
+
+def _mock_config(options: dict[str, Any]) -> Any:
+    from mock_server import MockConfig
+
+    host = options["host"]
+    display_host = f"[{host}]" if ":" in host else host
+    extra = {"cors_origins": options["cors_origins"]} if options["cors_origins"] else {}
+    return MockConfig(
+        spec_path=options["spec_path"] or bundled_spec_path(),
+        fixtures_dir=options["fixtures_dir"] or bundled_fixtures_dir(),
+        seed=options["seed"],
+        stream_delay_ms=options["stream_delay_ms"],
+        heartbeat_seconds=options["heartbeat"],
+        rate_limit=options["rate_limit"],
+        max_body_bytes=options["max_body_bytes"],
+        public_url=f"http://{display_host}:{options['port']}",
+        state_path=options["state_path"],
+        max_runs=options["max_runs"],
+        chaos=options["chaos"],
+        journal_size=options["journal_size"],
+        **extra,
+    )
+
+
+def _announce(app: Any, config: Any, options: dict[str, Any]) -> None:
     spec = app.state.spec
+    url = config.public_url + spec.base_path
+    count = len(spec.operations())
+    if options["log_format"] == "json":
+        fields = {"url": url, "operations": count, "spec": str(config.spec_path),
+                  "fixtures": str(config.fixtures_dir), "version": __version__}
+        logger.info("broxi-mock %s serving %d operations at %s.", __version__, count, url,
+                    extra={"fields": fields})
+        return
     token = next(t for t in app.state.store.fixtures.tokens if t.tier == "pro")
-    click.echo(f"broxi-mock {__version__} serving {len(spec.operations())} operations")
-    click.echo(f"  URL:      http://{display_host}:{port}{spec.base_path}")
+    click.echo(f"broxi-mock {__version__} serving {count} operations")
+    click.echo(f"  URL:      {url}")
     click.echo(f"  spec:     {config.spec_path}")
     click.echo(f"  fixtures: {config.fixtures_dir}")
+    click.echo(f"  state:    {config.state_path or f'in memory (up to {config.max_runs} runs)'}")
     click.echo(f"  token:    {token.token} ({token.tier} tier)")
-    click.echo(f"  try:      curl -H 'Authorization: Bearer {token.token}' "
-               f"http://{display_host}:{port}{spec.base_path}/flows")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, loop="uvloop", http="httptools")
+    click.echo(f"  try:      curl -H 'Authorization: Bearer {token.token}' {url}/flows")
 
 
 @main.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,22 +14,29 @@ DEFAULT_PERIOD = dt.timedelta(days=30)
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 MAX_BUCKETS = 2000
+LEAP_SECOND = re.compile(r"^(.{10}T\d\d:\d\d:)60(.*)$")
 
 
 def parse_date(name: str, value: str) -> dt.datetime:
     """Parse an RFC 3339 date-time with an offset, or a date meaning its start in UTC."""
+    # RFC 3339 allows a lower-case "t" and "z" and a leap second (":60"); Python's parser
+    # accepts neither, so both are normalised first.
+    text = value.upper()
+    leap = LEAP_SECOND.match(text)
+    if leap is not None:
+        text = leap.group(1) + "59" + leap.group(2)
     try:
-        if len(value) == 10:
-            day = dt.date.fromisoformat(value)
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
             parsed = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
         else:
-            parsed = dt.datetime.fromisoformat(value)
+            parsed = dt.datetime.fromisoformat(text)
     except ValueError as exc:
         raise _bad_date(name, value) from exc
     if parsed.tzinfo is None:
         raise _bad_date(name, value)
     try:
-        moment = parsed.astimezone(dt.UTC)
+        moment = parsed.astimezone(dt.UTC) + dt.timedelta(seconds=1 if leap else 0)
     except OverflowError as exc:
         raise _out_of_range(name, value) from exc
     if not EARLIEST <= moment < LATEST:
@@ -87,23 +95,19 @@ def usage_report(
     granularity: str,
 ) -> dict[str, Any]:
     """Sum the runs that finished in [start, end) into buckets of the given granularity."""
-    end = parse_date("end_date", end_date) if end_date else utc_now()
-    start = parse_date("start_date", start_date) if start_date else max(EARLIEST, end - DEFAULT_PERIOD)
-    if end < start:
-        raise field_error(400, "Query parameter end_date is before start_date.", "end_date",
-                          "query", "end_date is before start_date")
+    start, end = _period(start_date, end_date)
     buckets = _empty_buckets(start, end, granularity)
     for entry in entries:
         if start <= entry.finished_at < end and (flow_id is None or entry.flow_id == flow_id):
             bucket = buckets[bucket_start(entry.finished_at, granularity)]
-            bucket["runs"] += 1
-            bucket["succeeded"] += entry.succeeded
+            bucket["runs"] += entry.runs
+            bucket["succeeded"] += entry.successful
             bucket["tokens"] += entry.tokens
             bucket["cost"] += entry.cost
             bucket["duration"] += entry.duration
     breakdown = [
         {
-            "date": format_timestamp(moment) if granularity == "hour" else moment.date().isoformat(),
+            "date": _bucket_label(moment, granularity),
             "runs": bucket["runs"],
             "tokens": bucket["tokens"],
             "cost": round(bucket["cost"], 4),
@@ -118,10 +122,35 @@ def usage_report(
     }
 
 
+def _bucket_label(moment: dt.datetime, granularity: str) -> str:
+    return format_timestamp(moment) if granularity == "hour" else moment.date().isoformat()
+
+
+def _period(start_date: str | None, end_date: str | None) -> tuple[dt.datetime, dt.datetime]:
+    end = parse_date("end_date", end_date) if end_date else utc_now()
+    if start_date is None:
+        return max(EARLIEST, end - DEFAULT_PERIOD), end
+    start = parse_date("start_date", start_date)
+    if end_date is None and end < start:
+        raise field_error(
+            400,
+            f"Query parameter start_date is in the future: {start_date!r} is after the default "
+            "end_date (now); send an end_date after it.",
+            "start_date", "query", "start_date is after the default end_date (now)",
+        )
+    if end < start:
+        raise field_error(
+            400,
+            f"Query parameter end_date is before start_date: {end_date!r} < {start_date!r}.",
+            "end_date", "query", "end_date is before start_date",
+        )
+    return start, end
+
+
 def _empty_buckets(
     start: dt.datetime, end: dt.datetime, granularity: str
 ) -> dict[dt.datetime, dict[str, Any]]:
-    buckets = {}
+    buckets: dict[dt.datetime, dict[str, Any]] = {}
     moment = bucket_start(start, granularity)
     while moment < end or not buckets:
         buckets[moment] = {"runs": 0, "succeeded": 0, "tokens": 0, "cost": 0.0, "duration": 0.0}

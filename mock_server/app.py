@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from broxi_mock.spec import load_spec
+from broxi_mock.spec import Operation, Spec, load_spec
+from mock_server.access import AccessMiddleware
 from mock_server.admin import AdminHandlers
+from mock_server.auth import find_token
+from mock_server.chaos import compile_chaos
 from mock_server.config import MockConfig
+from mock_server.cors import CorsMiddleware
 from mock_server.errors import ApiError, error_response
 from mock_server.events import EventBus
-from mock_server.fixtures import load_fixtures
+from mock_server.fixtures import Fixtures, load_fixtures
+from mock_server.generation import BodyGenerator
 from mock_server.handlers import Handlers, example_handler
+from mock_server.journal import RequestJournal
 from mock_server.ratelimit import RateLimiter
 from mock_server.routing import build_routes, request_id_of
 from mock_server.runs import RunEngine
-from mock_server.store import MemoryStore
+from mock_server.scenarios import OperationScenarios, build_scenarios
+from mock_server.sqlstore import SqliteStore
+from mock_server.store import MemoryStore, Store
 
 logger = logging.getLogger("broxi_mock.server")
 
@@ -29,24 +40,34 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     """Build the mock server for a configuration; raises `MockError` on a bad spec or fixture."""
     config = config or MockConfig()
     spec = load_spec(config.spec_path)
+    admin_spec = load_spec(config.admin_spec_path)
     fixtures = load_fixtures(config.fixtures_dir)
-    store = MemoryStore(fixtures, seed=config.seed, max_runs=config.max_runs)
+    store = _open_store(config, fixtures)
     events = EventBus()
     engine = RunEngine(store, config.seed, events)
-    limiter = RateLimiter(config.rate_limit)
+    limiter = RateLimiter(config.rate_limit, config.clock)
+    journal = RequestJournal(config.journal_size)
     handlers = Handlers(store, engine, config, config.public_url.rstrip("/") + spec.base_path)
     routes = build_routes(
-        spec, handlers.table(), example_handler(spec), store, limiter, config.max_body_bytes
+        spec, handlers.table(), example_handler(spec), store, limiter, config.max_body_bytes,
+        _scenario_factory(spec, config),
     )
-    admin_spec = load_spec(config.admin_spec_path)
-    admin = AdminHandlers(store, limiter, spec)
+    admin = AdminHandlers(store, limiter, spec, journal, engine)
     routes += build_routes(
         admin_spec, admin.table(), example_handler(admin_spec), store, limiter,
         config.max_body_bytes,
     )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        store.close()
+
     app = Starlette(
         routes=routes,
+        middleware=_middleware(config, journal, spec.operations() + admin_spec.operations()),
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        lifespan=lifespan,
     )
     app.router.redirect_slashes = False
     app.state.config = config
@@ -55,7 +76,36 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     app.state.engine = engine
     app.state.events = events
     app.state.limiter = limiter
+    app.state.journal = journal
     return app
+
+
+def _middleware(
+    config: MockConfig, journal: RequestJournal, operations: list[Operation]
+) -> list[Middleware]:
+    # Two pure ASGI layers and no BaseHTTPMiddleware. The access layer sits outside CORS, so
+    # rejected preflights are logged and journaled too.
+    methods = {operation.method for operation in operations}
+    return [
+        Middleware(AccessMiddleware, journal=journal),
+        Middleware(CorsMiddleware, origins=config.cors_origins, methods=methods),
+    ]
+
+
+def _scenario_factory(spec: Spec, config: MockConfig) -> Callable[[Operation], OperationScenarios]:
+    chaos = compile_chaos(spec, config.chaos, config.seed)
+    generator = BodyGenerator(spec, config.seed)
+
+    def build(operation: Operation) -> OperationScenarios:
+        return build_scenarios(spec, operation, chaos, generator)
+
+    return build
+
+
+def _open_store(config: MockConfig, fixtures: Fixtures) -> Store:
+    if config.state_path is None:
+        return MemoryStore(fixtures, seed=config.seed, max_runs=config.max_runs)
+    return SqliteStore(config.state_path, fixtures, seed=config.seed, max_runs=config.max_runs)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -78,7 +128,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         status = exc.status_code if exc.status_code in (400, 413, 415) else 400
         error = ApiError(status, str(exc.detail), None)
-    return error_response(request_id, error)
+    request.scope["broxi.error"] = error
+    response = error_response(request_id, error)
+    # Responses to a known token carry its rate-limit headers, but an unrouted request is not
+    # counted.
+    token = find_token(request.app.state.store, request.headers.get("authorization"))
+    state = request.app.state.limiter.peek(token) if token is not None else None
+    if state is not None:
+        response.headers.update(state.headers())
+    return response
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

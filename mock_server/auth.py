@@ -36,6 +36,16 @@ def authenticate(store: Store, header: str | None) -> TokenFixture:
     return found
 
 
+def find_token(store: Store, header: str | None) -> TokenFixture | None:
+    """Return the token of an `Authorization: Bearer` header, or None, without raising."""
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return store.get_token(token.strip())
+
+
 def _unauthorized(message: str, reason: str, challenge: str) -> ApiError:
     details = {"field": "Authorization", "location": "header", "reason": reason}
     return ApiError(401, message, details, headers={"WWW-Authenticate": challenge})

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from broxi_mock.errors import ConfigError
 from broxi_mock.spec import bundled_admin_spec_path, bundled_fixtures_dir, bundled_spec_path
+from mock_server.chaos import ChaosRule
+from mock_server.cors import DEFAULT_ORIGINS, origin_regex
+from mock_server.journal import DEFAULT_JOURNAL_SIZE
+from mock_server.store import DEFAULT_MAX_RUNS
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 RATE_LIMIT_PATTERN = re.compile(r"^(tier|off|(\d+)/min)$")
@@ -25,8 +31,14 @@ class MockConfig:
     stream_delay_ms: int | None = None
     heartbeat_seconds: float = 15.0
     rate_limit: str = "tier"
-    max_runs: int = 10_000
+    max_runs: int = DEFAULT_MAX_RUNS
     public_url: str = "http://127.0.0.1:4010"
+    chaos: tuple[ChaosRule, ...] = ()
+    cors_origins: tuple[str, ...] = DEFAULT_ORIGINS
+    journal_size: int = DEFAULT_JOURNAL_SIZE
+    # Seconds since the epoch; tests pass a fake clock to move rate-limit windows without waiting.
+    clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
+    state_path: Path | None = None
 
     def __post_init__(self) -> None:
         if not RATE_LIMIT_PATTERN.match(self.rate_limit):
@@ -43,3 +55,6 @@ class MockConfig:
             raise ConfigError(f"heartbeat_seconds: {self.heartbeat_seconds} must be positive")
         if self.max_runs < 1:
             raise ConfigError(f"max_runs: {self.max_runs} must be at least 1")
+        if self.journal_size < 0:
+            raise ConfigError(f"journal_size: {self.journal_size} must not be negative")
+        origin_regex(self.cors_origins)

@@ -15,11 +15,13 @@ from mock_server.errors import ApiError, field_error
 from mock_server.fixtures import FlowFixture, TokenFixture
 from mock_server.records import SessionRecord, format_timestamp, utc_now
 from mock_server.routing import Handler, RequestContext
-from mock_server.runs import RunEngine
+from mock_server.runs import Pacing, RunEngine, recorded_events
 from mock_server.store import Store, new_id
-from mock_server.streaming import stream_response
+from mock_server.streaming import follower_stream, owner_stream, replay_stream
 
 EVENT_STREAM = "text/event-stream"
+RUN_ID_HEADER = "X-Run-ID"
+LAST_EVENT_ID_HEADER = "Last-Event-ID"
 
 
 def json_response(data: Any, status: int = 200) -> Response:
@@ -56,30 +58,68 @@ class Handlers:
             return await self._stream(context)
         if context.media_type != "application/json":
             raise _not_acceptable("application/json", "stream is false")
+        if context.params.get(RUN_ID_HEADER) is not None:
+            raise field_error(400, f"{RUN_ID_HEADER} resumes a stream; set stream to true.",
+                              RUN_ID_HEADER, "header", "only a stream can be resumed")
         plan = self.engine.plan(
             context.params["flow_id"], context.token, body["input"], body.get("session_id")
         )
-        run = self.engine.run_to_end(plan)
+        run = await self.engine.run_to_end(plan, self._pacing(plan.flow))
         return json_response(run.to_json())
 
     async def stream_flow(self, context: RequestContext) -> Response:
         return await self._stream(context)
 
     async def _stream(self, context: RequestContext) -> Response:
+        run_id = context.params.get(RUN_ID_HEADER)
+        last_event = context.params.get(LAST_EVENT_ID_HEADER)
+        if run_id is not None:
+            return self._resume(context, run_id, int(last_event or 0))
+        if last_event is not None:
+            raise field_error(
+                400, f"{LAST_EVENT_ID_HEADER} resumes a stream only together with "
+                f"{RUN_ID_HEADER} naming the run.",
+                RUN_ID_HEADER, "header", f"required with {LAST_EVENT_ID_HEADER}",
+            )
         body = context.body or {}
         plan = self.engine.plan(
             context.params["flow_id"], context.token, body["input"], body.get("session_id")
         )
-        latency = plan.flow.latency
+        pacing = self._pacing(plan.flow)
+        return owner_stream(self.engine, plan, pacing, self.config.heartbeat_seconds)
+
+    def _resume(self, context: RequestContext, run_id: str, after: int) -> Response:
+        plan = self.engine.live.get(run_id)
+        run = plan.run if plan is not None else self.store.get_run(run_id)
+        if run is None or run.workspace != context.token.workspace:
+            raise field_error(404, f"Run {run_id!r} not found; only runs the server still keeps "
+                              "can be resumed.", RUN_ID_HEADER, "header", "not found")
+        flow_id = context.params["flow_id"]
+        if run.flow_id != flow_id:
+            raise field_error(400, f"Run {run_id!r} is a run of flow {run.flow_id!r}, "
+                              f"not {flow_id!r}.", RUN_ID_HEADER, "header",
+                              "run of another flow")
+        events = plan.events if plan is not None else recorded_events(run)
+        if after > len(events):
+            last = "last event so far" if plan is not None else "last event"
+            raise field_error(
+                400, f"{LAST_EVENT_ID_HEADER} {after} is after the {last} ({len(events)}) of "
+                f"run {run_id!r}.",
+                LAST_EVENT_ID_HEADER, "header", "no such event",
+            )
+        if plan is not None:
+            return follower_stream(self.engine, plan, after, self.config.heartbeat_seconds)
+        return replay_stream(self.engine, events, after)
+
+    def _pacing(self, flow: FlowFixture) -> Pacing:
         if self.config.stream_delay_ms is not None:
-            first = every = self.config.stream_delay_ms / 1000
-        else:
-            first, every = latency.first_token_ms / 1000, latency.token_ms / 1000
-        return stream_response(self.engine, plan, first, every, self.config.heartbeat_seconds)
+            delay = self.config.stream_delay_ms / 1000
+            return Pacing(delay, delay)
+        return Pacing(flow.latency.first_token_ms / 1000, flow.latency.token_ms / 1000)
 
     async def get_run(self, context: RequestContext) -> Response:
         run_id = context.params["run_id"]
-        run = self.store.get_run(run_id)
+        run = self.engine.get_run(run_id)
         if run is None or run.workspace != context.token.workspace:
             raise field_error(404, f"Run {run_id!r} not found.", "run_id", "path", "not found")
         return json_response(run.to_json())
@@ -145,7 +185,7 @@ class Handlers:
     async def get_usage(self, context: RequestContext) -> Response:
         params = context.params
         report = usage_report(
-            self.store.list_usage(),
+            self.store.list_usage(context.token.workspace),
             params["start_date"],
             params["end_date"],
             params["flow_id"],
@@ -186,6 +226,8 @@ def example_handler(spec: Spec) -> Any:
         status, body = _first_example(spec, operation)
 
         async def answer(context: RequestContext) -> Response:
+            if status == 204:
+                return Response(status_code=204)
             return json_response(body, status)
 
         return answer

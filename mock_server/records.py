@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 RunStatus = Literal["running", "completed", "failed"]
@@ -58,6 +58,17 @@ class RunRecord:
         if self.completed_at is None:
             return 0.0
         return (self.completed_at - self.created_at).total_seconds()
+
+    @property
+    def is_finished(self) -> bool:
+        """Return whether the run has completed or failed."""
+        return self.status != "running"
+
+    def copy(self) -> RunRecord:
+        """Return a copy that later changes to this run do not reach."""
+        usage = TokenUsage(self.usage.prompt_tokens, self.usage.completion_tokens)
+        error = dict(self.error) if self.error is not None else None
+        return replace(self, usage=usage, error=error)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -114,11 +125,13 @@ class SessionRecord:
 
 @dataclass(frozen=True)
 class UsageEntry:
-    """One finished run as analytics count it."""
+    """Finished runs as analytics count them: one run, or the runs of one flow in one hour."""
 
     finished_at: dt.datetime
+    workspace: str
     flow_id: str
+    runs: int
+    successful: int
     tokens: int
-    succeeded: bool
     duration: float
     cost: float

@@ -91,6 +91,9 @@ def _summary_reply(flow: FlowFixture, text: str, earlier: list[str], rng: random
     people = _faker(rng)
     items = [f"- {people.first_name()}: follow up on \"{_excerpt(s, 6)}\"" for s in sentences[2:4]]
     items = items or [f"- {people.first_name()}: share these notes with the team"]
+    if earlier:
+        heading = f"Updated summary (with the {len(earlier)} earlier notes of this session)"
+        return f"{heading}: {gist}\n\nAction items:\n" + "\n".join(items)
     return f"Summary: {gist}\n\nAction items:\n" + "\n".join(items)
 
 
@@ -102,7 +105,10 @@ def _sql_reply(flow: FlowFixture, text: str, earlier: list[str], rng: random.Ran
         f"SELECT id, created_at, status\nFROM {table}\n"
         f"WHERE created_at >= NOW() - INTERVAL '30 days'\nORDER BY created_at DESC\nLIMIT {limit};"
     )
-    return f"```sql\n{query}\n```\n\nThis returns the {limit} most recent rows of `{table}`."
+    answer = f"```sql\n{query}\n```\n\nThis returns the {limit} most recent rows of `{table}`."
+    if earlier:
+        return f'Building on your earlier question ("{_excerpt(earlier[-1])}"):\n\n{answer}'
+    return answer
 
 
 def _classifier_reply(flow: FlowFixture, text: str, earlier: list[str], rng: random.Random) -> str:
@@ -124,6 +130,10 @@ def _classifier_reply(flow: FlowFixture, text: str, earlier: list[str], rng: ran
 
 def _translation_reply(flow: FlowFixture, text: str, earlier: list[str], rng: random.Random) -> str:
     language = rng.choice(sorted(PHRASES))
+    if earlier:
+        # A session keeps translating into the language its first turn was given.
+        first = random.Random(hashlib.sha256(earlier[0].encode()).digest())
+        language = first.choice(sorted(PHRASES))
     translated = text
     for source, target in PHRASES[language].items():
         translated = re.sub(re.escape(source), target, translated, flags=re.IGNORECASE)
@@ -131,10 +141,18 @@ def _translation_reply(flow: FlowFixture, text: str, earlier: list[str], rng: ra
 
 
 def _story_reply(flow: FlowFixture, text: str, earlier: list[str], rng: random.Random) -> str:
+    # Later turns of a session continue the story of its first turn, with the same hero.
+    first = earlier[0] if earlier else text
+    cast = _faker(random.Random(hashlib.sha256(first.encode()).digest()))
+    hero, place = cast.first_name(), cast.city()
     fake = _faker(rng)
-    hero, place = fake.first_name(), fake.city()
+    opening = f"Once upon a time in {place}, {hero} was asked: \"{_excerpt(text, 12)}\""
+    if earlier:
+        opening = f"Chapter {len(earlier) + 1}. Back in {place}, {hero} now wondered: " + (
+            f"\"{_excerpt(text, 12)}\""
+        )
     paragraphs = [
-        f"Once upon a time in {place}, {hero} was asked: \"{_excerpt(text, 12)}\"",
+        opening,
         " ".join(fake.sentences(nb=3)),
         f"And so {hero} found the answer at last. The end. ✨",
     ]

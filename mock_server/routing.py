@@ -12,13 +12,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from broxi_mock.spec import Operation, Spec
 from mock_server.auth import authenticate
 from mock_server.errors import ApiError, error_response, field_error
 from mock_server.fixtures import TokenFixture
 from mock_server.negotiation import choose_media_type, parse_media_type
-from mock_server.ratelimit import RateLimiter, RateLimitState
+from mock_server.ratelimit import RateLimiter, rate_limited_error
+from mock_server.scenarios import OperationScenarios, ScenarioError
 from mock_server.store import Store
 from mock_server.validation import (
     JSON_MEDIA_TYPE,
@@ -60,12 +62,21 @@ Handler = Callable[[RequestContext], Awaitable[Response]]
 
 def request_id_of(request: Request) -> str:
     """Return the request's id: the client's `X-Request-ID` when well formed, else a new one."""
-    known = request.scope.get("broxi.request_id")
+    return assign_request_id(request.scope)
+
+
+def assign_request_id(scope: Scope) -> str:
+    """Give a request its id once, keeping it in the scope for every later reader."""
+    known = scope.get("broxi.request_id")
     if known is not None:
         return str(known)
-    sent = request.headers.get("x-request-id")
+    sent = None
+    for name, value in scope.get("headers") or ():
+        if name == b"x-request-id":
+            sent = value.decode("latin-1")
+            break
     request_id = sent if sent and REQUEST_ID_PATTERN.match(sent) else f"req_{secrets.token_hex(8)}"
-    request.scope["broxi.request_id"] = request_id
+    scope["broxi.request_id"] = request_id
     return request_id
 
 
@@ -81,33 +92,51 @@ class OperationEndpoint:
     limiter: RateLimiter
     max_body_bytes: int
     authenticated: bool = True
+    scenarios: OperationScenarios | None = None
 
     async def __call__(self, request: Request) -> Response:
         request_id = request_id_of(request)
+        request.scope["broxi.operation_id"] = self.operation.operation_id
         headers: dict[str, str] = {"X-Request-ID": request_id}
         try:
-            context = await self._check(request, request_id, headers)
-            response = await self.handler(context)
-            headers.update(context.extra_headers)
+            response = await self._respond(request, request_id, headers)
         except ApiError as error:
-            if error.status >= 500:
+            # The request journal reports the error's details as the problems found.
+            request.scope["broxi.error"] = error
+            if error.status >= 500 and not isinstance(error, ScenarioError):
                 logger.error("%s %s answered %d: %s", request.method, request.url.path,
                              error.status, error.message)
             response = error_response(request_id, error)
         response.headers.update(headers)
         return response
 
-    async def _check(
+    async def _respond(
         self, request: Request, request_id: str, headers: dict[str, str]
-    ) -> RequestContext:
+    ) -> Response:
         token = None
+        state = None
         if self.authenticated:
             token = authenticate(self.store, request.headers.get("authorization"))
             state = self.limiter.hit(token)
             if state is not None:
                 headers.update(state.headers())
                 if not state.allowed:
-                    raise _rate_limited(state)
+                    raise rate_limited_error(state)
+        choice = None
+        if self.scenarios is not None:
+            choice = await self.scenarios.prepare(request, state)
+        context = await self._check(request, request_id, token)
+        if choice is not None and self.scenarios is not None:
+            preferred = self.scenarios.respond(choice, context.media_type, context.body)
+            if preferred is not None:
+                return preferred
+        response = await self.handler(context)
+        headers.update(context.extra_headers)
+        return response
+
+    async def _check(
+        self, request: Request, request_id: str, token: TokenFixture | None
+    ) -> RequestContext:
         media_type = choose_media_type(request.headers.get("accept"), self.response_media_types)
         if media_type is None:
             raise field_error(
@@ -171,15 +200,6 @@ def _too_large(limit: int) -> ApiError:
                        f"body exceeds {limit} bytes", max_bytes=limit)
 
 
-def _rate_limited(state: RateLimitState) -> ApiError:
-    message = (
-        f"Rate limit of {state.limit} requests per minute exceeded; "
-        f"retry after {state.retry_after} seconds."
-    )
-    details = {"limit": state.limit, "retry_after": state.retry_after}
-    return ApiError(429, message, details, headers={"Retry-After": str(state.retry_after)})
-
-
 def response_media_types(spec: Spec, operation: Operation) -> tuple[str, ...]:
     """List the media types of an operation's success responses, JSON first."""
     found: list[str] = []
@@ -199,8 +219,13 @@ def build_routes(
     store: Store,
     limiter: RateLimiter,
     max_body_bytes: int,
+    scenarios: Callable[[Operation], OperationScenarios] | None = None,
 ) -> list[Route]:
-    """Make one route per path of the spec, each method dispatched to its handler."""
+    """Make one route per path of the spec, each method dispatched to its handler.
+
+    `scenarios` makes the `Prefer` and chaos handling of an operation; without it, routes
+    ignore `Prefer` and have no chaos.
+    """
     routes = []
     for operation in spec.operations():
         handler = handlers.get(operation.operation_id)
@@ -217,6 +242,7 @@ def build_routes(
             limiter=limiter,
             max_body_bytes=max_body_bytes,
             authenticated=_needs_token(spec, operation),
+            scenarios=scenarios(operation) if scenarios is not None else None,
         )
         path = spec.base_path + operation.path
         routes.append(

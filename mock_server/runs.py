@@ -1,38 +1,89 @@
-"""The run lifecycle: start a run, produce its output, finish it as completed or failed."""
+"""The run lifecycle: start a run, produce its output over time, finish it completed or failed."""
 
 from __future__ import annotations
 
-import datetime as dt
+import asyncio
+import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from mock_server.errors import ApiError, field_error
 from mock_server.events import EventBus
 from mock_server.fixtures import FlowFixture, TokenFixture
-from mock_server.records import MessageRecord, RunRecord, SessionRecord, UsageEntry, utc_now
+from mock_server.records import MessageRecord, RunRecord, SessionRecord, utc_now
 from mock_server.replies import ReplyWriter, estimate_tokens, split_tokens
 from mock_server.store import Store, new_id
 
+logger = logging.getLogger("broxi_mock.runs")
 
-@dataclass
+EXECUTION_FAILED = "FLOW_EXECUTION_FAILED"
+CLIENT_DISCONNECTED = "CLIENT_DISCONNECTED"
+INTERNAL_FAILURE_MESSAGE = "The mock server failed while producing the run's output."
+
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """When a run's output appears: seconds before the first token and between tokens."""
+
+    first_token: float
+    between_tokens: float
+
+
+@dataclass(eq=False)
 class RunPlan:
-    """What a run will produce: its tokens, and where it fails if it does."""
+    """A run in flight: the tokens it will produce, where it fails, and its events so far.
+
+    The event with id N is `events[N - 1]`; `changed` is set each time an event is added.
+    """
 
     run: RunRecord
     flow: FlowFixture
     tokens: list[str]
     fail_after: int | None
     failure_message: str
+    generation: int
+    events: list[Event] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def stop(self) -> int:
+        """Return how many tokens the run produces before it completes or fails."""
+        return self.fail_after if self.fail_after is not None else len(self.tokens)
+
+    def add_event(self, event: Event) -> None:
+        """Record the run's next event and wake every stream that follows the run."""
+        self.events.append(event)
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
 
 
 class RunEngine:
-    """Creates runs and moves them through `running` to `completed` or `failed`."""
+    """Creates runs and moves them through `running` to `completed` or `failed`.
+
+    Runs in flight are kept in `live` until they finish; their stored copy is written when
+    they start and when they finish.
+    """
 
     def __init__(self, store: Store, seed: int, events: EventBus | None = None) -> None:
         self.store = store
+        self.seed = seed
         self.events = events or EventBus()
         self.writer = ReplyWriter(seed)
         self.rng = random.Random(seed)
+        self.live: dict[str, RunPlan] = {}
+        self.generation = 0
+        self.open_streams = 0
+
+    def reset(self) -> None:
+        """Reset the store to the fixtures; runs in flight finish without being stored."""
+        self.generation += 1
+        self.live.clear()
+        self.rng = random.Random(self.seed)
+        self.store.reset()
 
     def find_flow(self, flow_id: str, token: TokenFixture) -> FlowFixture:
         """Return a flow the token may see, or raise 404 or 403."""
@@ -40,30 +91,29 @@ class RunEngine:
         if flow is None:
             raise field_error(404, f"Flow {flow_id!r} not found.", "flow_id", "path", "not found")
         if flow.status == "draft" and flow.workspace != token.workspace:
-            raise field_error(403, f"Flow {flow_id!r} is a draft of another workspace.",
-                              "flow_id", "path", "draft flow of another workspace")
+            raise field_error(
+                403,
+                f"Flow {flow_id!r} is a draft of another workspace.",
+                "flow_id",
+                "path",
+                "draft flow of another workspace",
+            )
         return flow
 
-    def plan(
-        self, flow_id: str, token: TokenFixture, text: str, session_id: str | None
-    ) -> RunPlan:
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """Return a copy of a run, with the progress and output so far while it runs."""
+        plan = self.live.get(run_id)
+        if plan is not None:
+            return plan.run.copy()
+        return self.store.get_run(run_id)
+
+    def plan(self, flow_id: str, token: TokenFixture, text: str, session_id: str | None) -> RunPlan:
         """Check that the token may run the flow, then create the run in `running` state."""
-        if token.read_only:
-            raise ApiError(403, "This API token is read-only and cannot run flows.",
-                           {"field": "Authorization", "location": "header",
-                            "reason": "read-only token"})
-        flow = self.find_flow(flow_id, token)
-        if flow.status != "published":
-            raise field_error(403, f"Flow {flow_id!r} is a draft; only published flows can run.",
-                              "flow_id", "path", "flow is not published")
+        flow = self._runnable_flow(flow_id, token)
         session = self._session_for(session_id, flow) if session_id else None
         earlier = self._earlier_inputs(session)
-        output = self.writer.write(flow, text, earlier)
-        tokens = split_tokens(output)
-        fail_after = self._failure_point(flow, len(tokens))
-        prompt = flow.system_prompt_tokens + estimate_tokens(text) + sum(
-            estimate_tokens(turn) for turn in earlier
-        )
+        tokens = split_tokens(self.writer.write(flow, text, earlier))
+
         run = RunRecord(
             id=new_id("run"),
             flow_id=flow.id,
@@ -72,24 +122,58 @@ class RunEngine:
             input=text,
             created_at=utc_now(),
         )
-        run.usage.prompt_tokens = prompt
-        self.store.add_run(run)
+        run.usage.prompt_tokens = flow.system_prompt_tokens + sum(
+            estimate_tokens(turn) for turn in [*earlier, text]
+        )
+        fail_after = self._failure_point(flow, len(tokens))
+        plan = RunPlan(run, flow, tokens, fail_after, flow.failure.message, self.generation)
+
+        question = [MessageRecord(new_id("msg"), "user", text, run.created_at)] if session else []
+        self.store.add_run(run, question)
+        self.live[run.id] = plan
         self.events.emit("flow.run.started", _run_event_data(run))
-        return RunPlan(run, flow, tokens, fail_after, flow.failure.message)
+        plan.add_event(start_event(run))
+        return plan
+
+    def _runnable_flow(self, flow_id: str, token: TokenFixture) -> FlowFixture:
+        if token.read_only:
+            raise ApiError(
+                403,
+                "This API token is read-only and cannot run flows.",
+                {"field": "Authorization", "location": "header", "reason": "read-only token"},
+            )
+        flow = self.find_flow(flow_id, token)
+        if flow.status != "published":
+            raise field_error(
+                403,
+                f"Flow {flow_id!r} is a draft; only published flows can run.",
+                "flow_id",
+                "path",
+                "flow is not published",
+            )
+        return flow
 
     def _session_for(self, session_id: str, flow: FlowFixture) -> SessionRecord:
         session = self.store.get_session(session_id)
         if session is None:
-            raise field_error(404, f"Session {session_id!r} not found.", "/session_id", "body",
-                              "not found")
-        if session.flow_id != flow.id:
             raise field_error(
-                400, f"Session {session_id!r} belongs to flow {session.flow_id!r}, not {flow.id!r}.",
-                "/session_id", "body", "session belongs to another flow",
+                404, f"Session {session_id!r} not found.", "/session_id", "body", "not found"
+            )
+        if session.flow_id != flow.id:
+            message = (
+                f"Session {session_id!r} belongs to flow {session.flow_id!r}, not {flow.id!r}."
+            )
+            raise field_error(
+                400, message, "/session_id", "body", "session belongs to another flow"
             )
         if session.status != "active":
-            raise field_error(400, f"Session {session_id!r} has ended.", "/session_id", "body",
-                              "session has ended")
+            raise field_error(
+                400,
+                f"Session {session_id!r} has ended.",
+                "/session_id",
+                "body",
+                "session has ended",
+            )
         return session
 
     def _earlier_inputs(self, session: SessionRecord | None) -> list[str]:
@@ -99,82 +183,124 @@ class RunEngine:
         return [message.content for message in messages if message.role == "user"]
 
     def _failure_point(self, flow: FlowFixture, token_count: int) -> int | None:
+        # Random failures draw from the server's seeded generator, so a seed replays them.
         failure = flow.failure
-        if failure.after_tokens is not None and failure.after_tokens < token_count:
-            return failure.after_tokens
+        if failure.after_tokens is not None:
+            return min(failure.after_tokens, token_count)
         if failure.rate > 0 and self.rng.random() < failure.rate:
             return self.rng.randrange(token_count) if token_count else 0
         return None
 
-    def advance(self, plan: RunPlan, sent: int) -> None:
-        """Record that `sent` tokens of the output have been produced."""
+    def start(self, plan: RunPlan, pacing: Pacing) -> None:
+        """Produce a run's output in a background task."""
+        plan.task = asyncio.get_running_loop().create_task(self.produce(plan, pacing))
+
+    async def run_to_end(self, plan: RunPlan, pacing: Pacing) -> RunRecord:
+        """Produce a run's output at its pace and return the finished run."""
+        try:
+            await self.produce(plan, pacing)
+        finally:
+            # Reached with the run still going only when the request is cancelled.
+            self.abandon(plan, EXECUTION_FAILED, "The request was cancelled before the run ended.")
+        return plan.run.copy()
+
+    async def produce(self, plan: RunPlan, pacing: Pacing) -> None:
+        """Add the run's tokens at the given pace, then finish it; stop once it has finished."""
+        try:
+            await asyncio.sleep(pacing.first_token)
+            for index in range(plan.stop):
+                if index:
+                    await asyncio.sleep(pacing.between_tokens)
+                if plan.run.is_finished:
+                    return
+                self._advance(plan, index + 1)
+            if plan.run.is_finished:
+                return
+            if plan.fail_after is not None:
+                self.fail(plan, EXECUTION_FAILED, plan.failure_message)
+            else:
+                self.complete(plan)
+        except Exception:
+            logger.exception("Run %s failed inside the mock server.", plan.run.id)
+            self.fail(plan, EXECUTION_FAILED, INTERNAL_FAILURE_MESSAGE)
+
+    def _advance(self, plan: RunPlan, sent: int) -> None:
         run = plan.run
-        run.output = "".join(plan.tokens[:sent])
+        run.output += plan.tokens[sent - 1]
         run.usage.completion_tokens = sent
-        run.progress = 100 * sent // len(plan.tokens) if plan.tokens else 0
-        self.store.save_run(run)
+        run.progress = 100 * sent // len(plan.tokens)
+        plan.add_event(token_event(run, plan.tokens[sent - 1]))
 
-    def complete(self, plan: RunPlan, finished_at: dt.datetime | None = None) -> None:
-        """Finish a run successfully and append its turn to its session."""
-        self.advance(plan, len(plan.tokens))
-        run = plan.run
-        run.status = "completed"
-        run.progress = 100
-        self._finish(plan, finished_at)
+    def complete(self, plan: RunPlan) -> None:
+        """Finish a run successfully and append its reply to its session."""
+        if plan.run.is_finished:
+            return
+        plan.run.status = "completed"
+        plan.run.progress = 100
+        self._finish(plan)
 
-    def fail(self, plan: RunPlan, code: str, message: str,
-             finished_at: dt.datetime | None = None) -> None:
-        """Finish a run with an error; its progress stays where it was."""
-        run = plan.run
-        run.status = "failed"
-        run.error = {"code": code, "message": message}
-        self._finish(plan, finished_at)
+    def fail(self, plan: RunPlan, code: str, message: str) -> None:
+        """Finish a run with an error; its progress and output stay where they were."""
+        if plan.run.is_finished:
+            return
+        plan.run.status = "failed"
+        plan.run.error = {"code": code, "message": message}
+        self._finish(plan)
 
-    def _finish(self, plan: RunPlan, finished_at: dt.datetime | None) -> None:
+    def abandon(self, plan: RunPlan, code: str, message: str) -> None:
+        """Fail a run that is still going and stop producing its output at once."""
+        self.fail(plan, code, message)
+        if plan.task is not None and not plan.task.done():
+            plan.task.cancel()
+
+    def _finish(self, plan: RunPlan) -> None:
         run = plan.run
-        run.completed_at = finished_at or utc_now()
-        self.store.save_run(run)
-        if run.session_id:
-            messages = [MessageRecord(new_id("msg"), "user", run.input, run.created_at)]
-            if run.status == "completed":
-                messages.append(
-                    MessageRecord(new_id("msg"), "assistant", run.output, run.completed_at)
-                )
-            self.store.add_messages(run.session_id, messages)
-        data = _run_event_data(run)
+        run.completed_at = utc_now()
+        # A run that began before a reset is not stored: the store no longer has its session.
+        if plan.generation == self.generation:
+            reply = []
+            if run.session_id and run.status == "completed":
+                reply = [MessageRecord(new_id("msg"), "assistant", run.output, run.completed_at)]
+            self.store.save_run(run, reply)
+            self.live.pop(run.id, None)
+        # The final event goes out after the store write, so a client that saw it can read
+        # the finished run back.
+        plan.add_event(end_event(run) if run.status == "completed" else error_event(run))
+        data = {**_run_event_data(run), "output": run.output, "usage": run.usage.to_json()}
         if run.status == "completed":
-            data.update(output=run.output, usage=run.usage.to_json())
             self.events.emit("flow.run.completed", data)
         else:
-            data.update(output=run.output, usage=run.usage.to_json(), error=run.error)
-            self.events.emit("flow.run.failed", data)
-        tokens = run.usage.prompt_tokens + run.usage.completion_tokens
-        self.store.add_usage(
-            UsageEntry(
-                finished_at=run.completed_at,
-                flow_id=run.flow_id,
-                tokens=tokens,
-                succeeded=run.status == "completed",
-                duration=run.duration,
-                cost=tokens * plan.flow.price_per_1k_tokens / 1000,
-            )
-        )
-
-    def run_to_end(self, plan: RunPlan) -> RunRecord:
-        """Produce a whole run at once, dated as if it had taken the flow's usual time."""
-        latency = plan.flow.latency
-        produced = plan.fail_after if plan.fail_after is not None else len(plan.tokens)
-        elapsed_ms = latency.first_token_ms + latency.token_ms * produced
-        finished_at = plan.run.created_at + dt.timedelta(milliseconds=max(1, elapsed_ms))
-        if plan.fail_after is not None:
-            self.advance(plan, plan.fail_after)
-            self.fail(plan, "FLOW_EXECUTION_FAILED", plan.failure_message, finished_at)
-        else:
-            self.complete(plan, finished_at)
-        return plan.run
+            self.events.emit("flow.run.failed", {**data, "error": run.error})
 
 
-def _run_event_data(run: RunRecord) -> dict[str, object]:
+def start_event(run: RunRecord) -> Event:
+    return {"type": "start", "run_id": run.id, "flow_id": run.flow_id}
+
+
+def token_event(run: RunRecord, content: str) -> Event:
+    return {"type": "token", "content": content, "run_id": run.id}
+
+
+def end_event(run: RunRecord) -> Event:
+    return {"type": "end", "run_id": run.id, "usage": run.usage.to_json()}
+
+
+def error_event(run: RunRecord) -> Event:
+    return {"type": "error", "run_id": run.id, "error": run.error}
+
+
+def recorded_events(run: RunRecord) -> list[Event]:
+    """Rebuild the events of a stored run: its tokens split again, then `end` or `error`."""
+    events = [start_event(run)]
+    events += [token_event(run, token) for token in split_tokens(run.output)]
+    if run.status == "completed":
+        events.append(end_event(run))
+    elif run.status == "failed":
+        events.append(error_event(run))
+    return events
+
+
+def _run_event_data(run: RunRecord) -> dict[str, Any]:
     return {
         "run_id": run.id,
         "flow_id": run.flow_id,

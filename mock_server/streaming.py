@@ -1,63 +1,129 @@
-"""Frame and pace a run's output as Server-Sent Events."""
+"""Frame a run's events as Server-Sent Events, for the client that started it or one resuming it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import AppStatus
+from starlette.types import Receive, Scope, Send
 
-from mock_server.runs import RunEngine, RunPlan
+from mock_server.runs import (
+    CLIENT_DISCONNECTED,
+    EXECUTION_FAILED,
+    Event,
+    Pacing,
+    RunEngine,
+    RunPlan,
+)
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 DISCONNECT_MESSAGE = "The client disconnected before the stream ended."
+SHUTDOWN_MESSAGE = "The server shut down before the run finished."
+HEARTBEAT_COMMENT = "heartbeat"
+# JSON leaves these three line separators unescaped, and line readers built on str.splitlines()
+# (httpx's iter_lines among them) would split an event at them.
+LINE_SEPARATORS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
-def _event(event_id: int, payload: dict[str, Any]) -> ServerSentEvent:
-    # JSON escapes CR and LF, so output text can never break the event framing.
-    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return ServerSentEvent(data=data, id=str(event_id))
+def frame(event_id: int, event: Event) -> ServerSentEvent:
+    """Frame one event; its JSON has no raw line breaks, so any output text keeps the framing."""
+    data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return ServerSentEvent(data=data.translate(LINE_SEPARATORS), id=str(event_id), sep="\n")
 
 
-async def run_events(
-    engine: RunEngine, plan: RunPlan, first_token_delay: float, token_delay: float
+def heartbeat() -> ServerSentEvent:
+    """Make a heartbeat: a comment line, which clients ignore and which carries no `id`."""
+    return ServerSentEvent(comment=HEARTBEAT_COMMENT, sep="\n")
+
+
+async def follow(
+    plan: RunPlan, after: int, heartbeat_seconds: float
 ) -> AsyncIterator[ServerSentEvent]:
-    """Yield the events of one run, updating the stored run as tokens go out."""
-    run = plan.run
-    finished = False
-    try:
-        yield _event(1, {"type": "start", "run_id": run.id, "flow_id": run.flow_id})
-        await asyncio.sleep(first_token_delay)
-        stop = plan.fail_after if plan.fail_after is not None else len(plan.tokens)
-        for index in range(stop):
-            if index:
-                await asyncio.sleep(token_delay)
-            engine.advance(plan, index + 1)
-            content = plan.tokens[index]
-            yield _event(index + 2, {"type": "token", "content": content, "run_id": run.id})
-        if plan.fail_after is not None:
-            engine.fail(plan, "FLOW_EXECUTION_FAILED", plan.failure_message)
-            finished = True
-            yield _event(stop + 2, {"type": "error", "run_id": run.id, "error": run.error})
+    """Send a run's events after id `after` as they come, and a heartbeat when none is due."""
+    cursor = after
+    while True:
+        # Taken before sending, so an event added while a send is pending still wakes us.
+        changed = plan.changed
+        while cursor < len(plan.events):
+            cursor += 1
+            yield frame(cursor, plan.events[cursor - 1])
+        if plan.run.is_finished and cursor >= len(plan.events):
+            return
+        try:
+            async with asyncio.timeout(heartbeat_seconds):
+                await changed.wait()
+        except TimeoutError:
+            yield heartbeat()
+
+
+async def replay(events: list[Event], after: int) -> AsyncIterator[ServerSentEvent]:
+    """Send the events of a finished run after id `after`, all at once."""
+    for event_id in range(after + 1, len(events) + 1):
+        yield frame(event_id, events[event_id - 1])
+
+
+class EventStream(EventSourceResponse):
+    """An event stream that calls `on_open` before it starts and `on_close` however it ends."""
+
+    def __init__(
+        self,
+        events: AsyncIterator[ServerSentEvent],
+        on_open: Callable[[], None],
+        on_close: Callable[[], None],
+    ) -> None:
+        # sse-starlette's own pings would go out even while events flow; `follow` sends
+        # heartbeats only when the stream is idle.
+        super().__init__(events, headers=STREAM_HEADERS, ping=0, sep="\n")
+        self._on_open = on_open
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._on_open()
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
+
+
+def owner_stream(
+    engine: RunEngine, plan: RunPlan, pacing: Pacing, heartbeat_seconds: float
+) -> EventStream:
+    """Stream a new run to the client that started it; the run fails if that client goes away."""
+
+    def on_open() -> None:
+        engine.open_streams += 1
+        engine.start(plan, pacing)
+
+    def on_close() -> None:
+        engine.open_streams -= 1
+        if AppStatus.should_exit:
+            engine.abandon(plan, EXECUTION_FAILED, SHUTDOWN_MESSAGE)
         else:
-            engine.complete(plan)
-            finished = True
-            usage = run.usage.to_json()
-            yield _event(stop + 2, {"type": "end", "run_id": run.id, "usage": usage})
-    finally:
-        if not finished:
-            engine.fail(plan, "CLIENT_DISCONNECTED", DISCONNECT_MESSAGE)
+            engine.abandon(plan, CLIENT_DISCONNECTED, DISCONNECT_MESSAGE)
+
+    return EventStream(follow(plan, 0, heartbeat_seconds), on_open, on_close)
 
 
-def stream_response(
-    engine: RunEngine,
-    plan: RunPlan,
-    first_token_delay: float,
-    token_delay: float,
-    heartbeat_seconds: float,
-) -> EventSourceResponse:
-    """Answer with the run's event stream; heartbeat comments keep an idle stream open."""
-    events = run_events(engine, plan, first_token_delay, token_delay)
-    return EventSourceResponse(events, headers=STREAM_HEADERS, ping=heartbeat_seconds, sep="\n")
+def follower_stream(
+    engine: RunEngine, plan: RunPlan, after: int, heartbeat_seconds: float
+) -> EventStream:
+    """Stream a run in flight from event `after`; this client leaving does not stop the run."""
+    return EventStream(follow(plan, after, heartbeat_seconds), *_stream_counter(engine))
+
+
+def replay_stream(engine: RunEngine, events: list[Event], after: int) -> EventStream:
+    """Stream the events of a finished run from event `after`."""
+    return EventStream(replay(events, after), *_stream_counter(engine))
+
+
+def _stream_counter(engine: RunEngine) -> tuple[Callable[[], None], Callable[[], None]]:
+    def on_open() -> None:
+        engine.open_streams += 1
+
+    def on_close() -> None:
+        engine.open_streams -= 1
+
+    return on_open, on_close

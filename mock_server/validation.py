@@ -94,7 +94,8 @@ def coerce(raw: str, types: frozenset[str]) -> Any:
 
 def _is_integer(raw: str) -> bool:
     digits = raw[1:] if raw[:1] in "+-" else raw
-    return digits.isascii() and digits.isdigit() and len(digits) <= 18
+    # Python's int() refuses more than 4,300 digits; such a value is reported as not an integer.
+    return digits.isascii() and digits.isdigit() and len(digits) <= 4000
 
 
 def check_parameters(
@@ -120,9 +121,20 @@ def check_parameters(
     return values, problems
 
 
+MAX_REASON_CHARS = 300
+
+
 def _describe(error: Any, raw: str) -> str:
-    message = str(error.message)
-    return message.replace(json.dumps(raw), repr(raw), 1) if len(raw) < 200 else message
+    message = str(error.message).replace(json.dumps(raw), repr(raw), 1)
+    return shorten(message)
+
+
+def shorten(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """Cut a message that quotes a huge value, keeping its start and end."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}...{text[-half:]}"
 
 
 def parse_json_body(raw: bytes) -> Any:
@@ -171,7 +183,7 @@ def check_body(rules: RequestRules, data: Any) -> list[Problem]:
     for error in rules.body_validator.iter_errors(data):
         path = list(error.instance_path)
         pointer = "/" + "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in path)
-        problems.append(Problem("body", _pointer_of(error, pointer), str(error.message)))
+        problems.append(Problem("body", _pointer_of(error, pointer), shorten(str(error.message))))
     return problems
 
 

@@ -1,0 +1,107 @@
+"""Routes, validation and answers come from the spec alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from starlette.testclient import TestClient
+
+from tests.conftest import REPO_ROOT, auth
+
+NEW_OPERATION = {
+    "get": {
+        "operationId": "getFlowVersions",
+        "summary": "List a flow's versions",
+        "description": "An operation that exists only in the spec, with no handler.",
+        "tags": ["Flows"],
+        "parameters": [
+            {"$ref": "#/components/parameters/FlowId"},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 5}},
+        ],
+        "responses": {
+            "200": {
+                "description": "The versions.",
+                "content": {
+                    "application/json": {
+                        "schema": {"type": "object"},
+                        "example": {"versions": ["v1", "v2"]},
+                    }
+                },
+            }
+        },
+    }
+}
+
+
+def spec_with_new_operation(tmp_path: Path) -> Path:
+    document = yaml.safe_load((REPO_ROOT / "openapi" / "broxi.yaml").read_text())
+    document["paths"]["/flows/{flow_id}/versions"] = NEW_OPERATION
+    path = tmp_path / "extended.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_new_spec_operation_is_served(
+    tmp_path: Path, make_client: Callable[..., TestClient]
+) -> None:
+    client = make_client(spec_path=spec_with_new_operation(tmp_path))
+
+    response = client.get("/v1/flows/flow_abc123/versions", headers=auth())
+
+    assert response.status_code == 200
+    assert response.json() == {"versions": ["v1", "v2"]}
+    assert response.headers["X-RateLimit-Limit"] == "1000"
+
+
+def test_new_spec_operation_is_validated(
+    tmp_path: Path, make_client: Callable[..., TestClient]
+) -> None:
+    client = make_client(spec_path=spec_with_new_operation(tmp_path))
+
+    response = client.get("/v1/flows/flow_abc123/versions?limit=9", headers=auth())
+    anonymous = client.get("/v1/flows/flow_abc123/versions")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["field"] == "limit"
+    assert anonymous.status_code == 401
+
+
+def test_spec_operation_methods_share_allow(
+    tmp_path: Path, make_client: Callable[..., TestClient]
+) -> None:
+    document: dict[str, Any] = yaml.safe_load((REPO_ROOT / "openapi" / "broxi.yaml").read_text())
+    document["paths"]["/flows"]["delete"] = {
+        "operationId": "deleteFlows",
+        "summary": "Delete every flow",
+        "responses": {"204": {"description": "Deleted."}},
+    }
+    path = tmp_path / "extended.yaml"
+    path.write_text(yaml.safe_dump(document))
+    client = make_client(spec_path=path)
+
+    response = client.put("/v1/flows", headers=auth())
+
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "DELETE"}
+
+
+def test_empty_success_answers_without_body(
+    tmp_path: Path, make_client: Callable[..., TestClient]
+) -> None:
+    document: dict[str, Any] = yaml.safe_load((REPO_ROOT / "openapi" / "broxi.yaml").read_text())
+    document["paths"]["/flows/{flow_id}"]["delete"] = {
+        "operationId": "deleteFlow",
+        "summary": "Delete a flow",
+        "responses": {"204": {"description": "Deleted."}},
+    }
+    path = tmp_path / "extended.yaml"
+    path.write_text(yaml.safe_dump(document))
+    client = make_client(spec_path=path)
+
+    response = client.delete("/v1/flows/flow_abc123", headers=auth())
+
+    assert response.status_code == 204
+    assert response.content == b""
