@@ -359,7 +359,7 @@ VARIANTS = [
     Variant(
         "session history loses messages",
         "state",
-        ("runFlow",),
+        ("streamFlow",),
         rewriter("GET", HISTORY, json_rewrite(_history_without_newest)),
     ),
 ]
