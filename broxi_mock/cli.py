@@ -1,4 +1,4 @@
-"""The `broxi-mock` command line: serve, lint, test."""
+"""The `broxi-mock` command line: serve, lint, test, webhooks listen."""
 
 from __future__ import annotations
 
@@ -12,15 +12,19 @@ import click
 from click.core import ParameterSource
 
 from broxi_mock import __version__
+from broxi_mock.cli_webhooks import secret_option, webhooks
+from broxi_mock.contract_cli import test
 from broxi_mock.errors import MockError
 from broxi_mock.logs import LOG_FORMATS, logging_config
 from broxi_mock.spec import bundled_fixtures_dir, bundled_spec_path, load_spec
+from broxi_mock.webhook_contract import DEFAULT_SECRET, mask_secret
 
 logger = logging.getLogger("broxi_mock.cli")
 RATE_LIMIT_HELP = "Rate limiting: 'tier' (per token tier), 'off', or 'N/min' for every token."
 # Options the config file can set too; a value given on the command line wins over the file.
 FILE_OPTIONS = (
-    "seed", "rate_limit", "journal_size", "log_format", "log_level", "access_log", "cors_origins"
+    "seed", "rate_limit", "journal_size", "log_format", "log_level", "access_log", "cors_origins",
+    "webhook_secret", "webhook_max_attempts", "webhook_retry_window", "session_idle_timeout",
 )
 
 
@@ -32,6 +36,17 @@ def _parse_chaos(ctx: click.Context, param: click.Parameter, values: tuple[str, 
         return tuple(parse(value) for value in values)
     except MockError as exc:
         raise click.BadParameter(str(exc)) from exc
+
+
+def _check_webhook_urls(
+    ctx: click.Context, param: click.Parameter, urls: tuple[str, ...]
+) -> tuple[str, ...]:
+    from mock_server.webhook_settings import validate_webhook_url
+
+    try:
+        return tuple(validate_webhook_url(url) for url in urls)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _check_origins(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
@@ -157,6 +172,34 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
     "operationId (repeatable).",
 )
 @click.option(
+    "--webhook",
+    "webhook_urls",
+    multiple=True,
+    metavar="URL",
+    callback=_check_webhook_urls,
+    help="Send every webhook event to this http(s) URL, besides the config file's endpoints "
+    "(repeatable).",
+)
+@secret_option("--webhook-secret")
+@click.option(
+    "--webhook-max-attempts",
+    type=click.IntRange(1, 100),
+    default=6,
+    help="Attempts per webhook delivery before it is kept as failed.",
+)
+@click.option(
+    "--webhook-retry-window",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    help="Seconds after the first attempt in which a webhook delivery may be retried.",
+)
+@click.option(
+    "--session-idle-timeout",
+    type=click.FloatRange(min=0),
+    default=1800.0,
+    help="Seconds without a run after which an active session ends; 0 keeps sessions open.",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -199,13 +242,14 @@ def _merge_config_file(ctx: click.Context, options: dict[str, Any]) -> dict[str,
     path = options["config_path"]
     rules = options["latency"] + options["failure_rate"]
     if path is None:
-        return {**options, "chaos": rules}
+        return {**options, "chaos": rules, "webhook_file_settings": None}
     serve_file = load_serve_file(path)
     given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
     explicit = {name for name in FILE_OPTIONS if ctx.get_parameter_source(name) in given}
     merged = merge_options(options, serve_file.option_values(), explicit)
     # Rules from the command line come last, so they win over the file's for the same route.
     merged["chaos"] = tuple(serve_file.chaos_rules(path)) + rules
+    merged["webhook_file_settings"] = serve_file.webhooks
     return merged
 
 
@@ -228,7 +272,26 @@ def _mock_config(options: dict[str, Any]) -> Any:
         max_runs=options["max_runs"],
         chaos=options["chaos"],
         journal_size=options["journal_size"],
+        webhooks=_webhook_settings(options),
+        session_idle_timeout=options["session_idle_timeout"] or None,
         **extra,
+    )
+
+
+def _webhook_settings(options: dict[str, Any]) -> Any:
+    """Combine the config file's webhook section with the command line's endpoints and values."""
+    from mock_server.webhook_settings import EndpointSettings, WebhookSettings
+
+    base = options["webhook_file_settings"] or WebhookSettings()
+    endpoints = [*base.endpoints, *(EndpointSettings(url=url) for url in options["webhook_urls"])]
+    # Every value here passed its option's check or the file's model, so no validation is lost.
+    return base.model_copy(
+        update={
+            "endpoints": endpoints,
+            "secret": options["webhook_secret"],
+            "max_attempts": options["webhook_max_attempts"],
+            "retry_window_seconds": options["webhook_retry_window"],
+        }
     )
 
 
@@ -249,6 +312,12 @@ def _announce(app: Any, config: Any, options: dict[str, Any]) -> None:
     click.echo(f"  fixtures: {config.fixtures_dir}")
     click.echo(f"  state:    {config.state_path or f'in memory (up to {config.max_runs} runs)'}")
     click.echo(f"  token:    {token.token} ({token.tier} tier)")
+    endpoints = config.webhooks.endpoints
+    if endpoints:
+        secret = config.webhooks.secret
+        kind = "the public development" if secret == DEFAULT_SECRET else "a custom"
+        urls = ", ".join(endpoint.url for endpoint in endpoints)
+        click.echo(f"  webhooks: {urls} (signed with {kind} secret {mask_secret(secret)})")
     click.echo(f"  try:      curl -H 'Authorization: Bearer {token.token}' {url}/flows")
 
 
@@ -278,15 +347,11 @@ def lint(spec_path: Path | None, fixtures_dir: Path | None) -> None:
     click.echo(f"{source}: OK")
 
 
+main.add_command(webhooks)
+main.add_command(test)
+
+
 def configure_logging(level: str) -> None:
     """Send broxi_mock logs to stderr at `level`."""
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
 
-
-def _add_contract_command() -> None:
-    from broxi_mock.contract_cli import test
-
-    main.add_command(test)
-
-
-_add_contract_command()

@@ -9,6 +9,7 @@ from typing import Any
 import click
 import httpx
 
+from broxi_mock.cli_webhooks import secret_option
 from broxi_mock.errors import MockError
 from broxi_mock.spec import Spec, bundled_spec_path, load_spec
 
@@ -154,12 +155,7 @@ def api_url(base_url: str, base_path: str) -> str:
     default=10.0,
     help="Seconds to wait for the expected webhooks to arrive.",
 )
-@click.option(
-    "--webhook-secret",
-    envvar="BROXI_WEBHOOK_SECRET",
-    default=None,
-    help="Standard Webhooks secret (whsec_...) deliveries are signed with.",
-)
+@secret_option("--webhook-secret")
 def test(
     base_url: str,
     token: str,
@@ -167,7 +163,7 @@ def test(
     operations: tuple[str, ...],
     webhooks: bool,
     webhook_listen: str,
-    webhook_secret: str | None,
+    webhook_secret: str,
     **options: Any,
 ) -> None:
     """Check the API at --base-url against the spec; exit 1 when anything breaks the contract."""
@@ -182,10 +178,6 @@ def test(
             f"no operationId {unknown[0]!r} in the spec.", param_hint="--operation"
         )
     if webhooks:
-        if not webhook_secret:
-            raise click.BadParameter(
-                "--webhooks needs the signing secret.", param_hint="--webhook-secret"
-            )
         try:
             parse_listen(webhook_listen)
         except ValueError as exc:

@@ -1,8 +1,8 @@
 """The optional `webhooks` check: listen, trigger a run and a session, and verify what arrives.
 
-NOTE: this is a minimal receiver (one thread, Standard Webhooks signatures, the spec's payload
-schemas). The `broxi-mock webhooks listen` receiver does the same job with more detail; the kit
-should switch to it once both live in the same release.
+Each delivery is judged by the receiver of `broxi-mock webhooks listen` (Standard Webhooks
+signature, then the spec's payload schema); this module adds the listening thread, the
+triggering requests and the matching of events to what was triggered.
 """
 
 from __future__ import annotations
@@ -16,43 +16,49 @@ from typing import Any
 
 import httpx
 from schemathesis import CheckContext, Response
-from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
 
+from broxi_mock.receiver import Verdict, WebhookReceiver
+from broxi_mock.webhook_contract import PayloadChecker
 from contract_tests.client import curl_command
-from contract_tests.contract import Contract, excerpt
+from contract_tests.contract import Contract
 from contract_tests.exchange import ApiCase, KitCheck, read_exchange
 from contract_tests.failures import Problem, WebhookFailure, raise_problems
 from contract_tests.settings import current
 
 MAX_BODY_BYTES = 1024 * 1024
 POLL_SECONDS = 0.1
+VERDICT_TITLES = {
+    401: "Webhook signature does not verify",
+    400: "Webhook payload breaks its schema",
+    413: "Webhook body is too large",
+}
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """One POST the receiver got."""
+    """One POST the listener got, and the receiver's verdict on it."""
 
-    headers: dict[str, str]
+    verdict: Verdict
     body: bytes
 
 
-class WebhookReceiver:
-    """An HTTP server on host:port that keeps every POST it gets and answers 204."""
+class WebhookListener:
+    """An HTTP server on host:port that judges every POST with `receiver` and keeps it."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, receiver: WebhookReceiver) -> None:
         self.deliveries: list[Delivery] = []
         self._lock = threading.Lock()
-        receiver = self
+        listener = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 size = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(min(size, MAX_BODY_BYTES))
                 headers = {name.lower(): value for name, value in self.headers.items()}
-                with receiver._lock:
-                    receiver.deliveries.append(Delivery(headers, body))
-                self.send_response(204)
+                with listener._lock:
+                    verdict = receiver.receive(body, headers)
+                    listener.deliveries.append(Delivery(verdict, body))
+                self.send_response(verdict.status_code)
                 self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -61,7 +67,7 @@ class WebhookReceiver:
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> WebhookReceiver:
+    def __enter__(self) -> WebhookListener:
         self._thread.start()
         return self
 
@@ -81,49 +87,6 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{value!r} is not host:port (expected e.g. '127.0.0.1:4011')")
     return host.strip("[]"), int(port)
-
-
-def delivery_problems(
-    contract: Contract, secret: str, delivery: Delivery
-) -> tuple[Any, list[Problem]]:
-    """Verify a delivery's signature and its payload against the spec; return the payload."""
-    try:
-        Webhook(secret).verify(delivery.body, delivery.headers)
-    except WebhookVerificationError as exc:
-        got = f"{exc} (webhook-id {delivery.headers.get('webhook-id')!r})"
-        return None, [
-            Problem("Webhook signature does not verify", "a valid Standard Webhooks signature", got)
-        ]
-    try:
-        payload = json.loads(delivery.body)
-    except ValueError:
-        return None, [Problem("Webhook body is not JSON", "a JSON payload", excerpt(delivery.body))]
-    event = payload.get("event") if isinstance(payload, dict) else None
-    ref = _payload_ref(contract, event)
-    if ref is None:
-        return payload, [
-            Problem("Unknown webhook event", "an event of the spec's webhooks", repr(event))
-        ]
-    found = [str(problem) for problem in contract.problems(ref, payload)]
-    if found:
-        return payload, [
-            Problem(f"Webhook {event} payload breaks its schema", ref, "; ".join(found[:3]))
-        ]
-    return payload, []
-
-
-def _payload_ref(contract: Contract, event: Any) -> str | None:
-    item = (
-        (contract.spec.document.get("webhooks") or {}).get(event)
-        if isinstance(event, str)
-        else None
-    )
-    if not isinstance(item, dict):
-        return None
-    body = contract.spec.resolve(item.get("post", {}).get("requestBody")) or {}
-    schema = ((body.get("content") or {}).get("application/json") or {}).get("schema") or {}
-    ref = schema.get("$ref")
-    return ref if isinstance(ref, str) else None
 
 
 class WebhookCheck(KitCheck):
@@ -155,10 +118,10 @@ class WebhookCheck(KitCheck):
         flow_id, problems = self._published_flow(contract, base_url, authorization)
         if flow_id is not None:
             host, port = parse_listen(settings.webhook_listen)
-            with WebhookReceiver(host, port) as receiver:
+            receiver = WebhookReceiver(settings.webhook_secret, PayloadChecker(contract.spec))
+            with WebhookListener(host, port, receiver) as listener:
                 events, problems = self._trigger(contract, base_url, authorization, flow_id)
-                secret, wait = settings.webhook_secret, settings.webhook_wait
-                problems += self._await(contract, receiver, events, secret, wait)
+                problems += self._await(listener, events, settings.webhook_wait)
         raise_problems(WebhookFailure, None, problems)
 
     def _published_flow(
@@ -221,45 +184,40 @@ class WebhookCheck(KitCheck):
         return expected, []
 
     def _await(
-        self,
-        contract: Contract,
-        receiver: WebhookReceiver,
-        expected: dict[str, tuple[str, str]],
-        secret: str,
-        wait: float,
+        self, listener: WebhookListener, expected: dict[str, tuple[str, str]], wait: float
     ) -> list[Problem]:
         """Wait until every expected event arrived or `wait` seconds passed, then judge."""
         deadline = time.monotonic() + wait
         while True:
-            deliveries = receiver.snapshot()
-            problems, arrived = judge_deliveries(contract, secret, deliveries, expected)
+            deliveries = listener.snapshot()
+            problems, arrived = judge_deliveries(deliveries, expected)
             if set(expected) <= arrived or time.monotonic() >= deadline:
                 break
             time.sleep(POLL_SECONDS)
         for event in sorted(set(expected) - arrived):
             key, value = expected[event]
             expected_text = f"{event} with {key} {value!r} within {wait:g} s"
-            got = f"{len(deliveries)} deliveries, none of them that event"
+            got = f"{len(deliveries)} deliveries, none of them a valid {event} for it"
             problems.append(Problem("Webhook did not arrive", expected_text, got))
         return problems
 
 
 def judge_deliveries(
-    contract: Contract,
-    secret: str,
-    deliveries: list[Delivery],
-    expected: dict[str, tuple[str, str]],
+    deliveries: list[Delivery], expected: dict[str, tuple[str, str]]
 ) -> tuple[list[Problem], set[str]]:
-    """Verify every delivery; return the problems and the expected events that arrived valid."""
+    """Turn invalid verdicts into problems; return them and the expected events that arrived."""
     problems: list[Problem] = []
     arrived: set[str] = set()
     for delivery in deliveries:
-        payload, found = delivery_problems(contract, secret, delivery)
-        problems += found
-        if found or not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
+        verdict = delivery.verdict
+        if verdict.outcome == "invalid":
+            title = VERDICT_TITLES.get(verdict.status_code, "Webhook delivery is invalid")
+            expected_text = "a Standard Webhooks delivery whose payload matches its schema"
+            got = f"{verdict.event or 'unknown event'} {verdict.webhook_id or ''}: {verdict.detail}"
+            problems.append(Problem(title, expected_text, got))
             continue
-        event = str(payload.get("event"))
-        key, value = expected.get(event, ("", ""))
-        if key and payload["data"].get(key) == value:
-            arrived.add(event)
+        data = json.loads(delivery.body).get("data") or {}
+        key, value = expected.get(str(verdict.event), ("", ""))
+        if key and data.get(key) == value:
+            arrived.add(str(verdict.event))
     return problems, arrived

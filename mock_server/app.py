@@ -30,8 +30,10 @@ from mock_server.ratelimit import RateLimiter
 from mock_server.routing import build_routes, request_id_of
 from mock_server.runs import RunEngine
 from mock_server.scenarios import OperationScenarios, build_scenarios
+from mock_server.sessions import SessionLifecycle
 from mock_server.sqlstore import SqliteStore
 from mock_server.store import MemoryStore, Store
+from mock_server.webhooks import WebhookDispatcher
 
 logger = logging.getLogger("broxi_mock.server")
 
@@ -44,6 +46,9 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     fixtures = load_fixtures(config.fixtures_dir)
     store = _open_store(config, fixtures)
     events = EventBus()
+    webhooks = WebhookDispatcher(config.webhooks, config.seed)
+    webhooks.attach(events)
+    sessions = SessionLifecycle(store, events, config.session_idle_timeout)
     engine = RunEngine(store, config.seed, events)
     limiter = RateLimiter(config.rate_limit, config.clock)
     journal = RequestJournal(config.journal_size)
@@ -52,7 +57,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         spec, handlers.table(), example_handler(spec), store, limiter, config.max_body_bytes,
         _scenario_factory(spec, config),
     )
-    admin = AdminHandlers(store, limiter, spec, journal, engine)
+    admin = AdminHandlers(store, limiter, spec, journal, engine, webhooks, sessions)
     routes += build_routes(
         admin_spec, admin.table(), example_handler(admin_spec), store, limiter,
         config.max_body_bytes,
@@ -60,8 +65,14 @@ def create_app(config: MockConfig | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        store.close()
+        await webhooks.start()
+        await sessions.start()
+        try:
+            yield
+        finally:
+            await sessions.stop()
+            await webhooks.stop()
+            store.close()
 
     app = Starlette(
         routes=routes,
@@ -75,6 +86,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     app.state.store = store
     app.state.engine = engine
     app.state.events = events
+    app.state.webhooks = webhooks
+    app.state.sessions = sessions
     app.state.limiter = limiter
     app.state.journal = journal
     return app

@@ -14,9 +14,11 @@ from mock_server.chaos import ChaosRule
 from mock_server.cors import DEFAULT_ORIGINS, origin_regex
 from mock_server.journal import DEFAULT_JOURNAL_SIZE
 from mock_server.store import DEFAULT_MAX_RUNS
+from mock_server.webhook_settings import WebhookSettings
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 RATE_LIMIT_PATTERN = re.compile(r"^(tier|off|(\d+)/min)$")
+DEFAULT_SESSION_IDLE_TIMEOUT = 30 * 60.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class MockConfig:
     # Seconds since the epoch; tests pass a fake clock to move rate-limit windows without waiting.
     clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
     state_path: Path | None = None
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    # Seconds without activity after which an active session ends; None keeps sessions open.
+    session_idle_timeout: float | None = DEFAULT_SESSION_IDLE_TIMEOUT
 
     def __post_init__(self) -> None:
         if not RATE_LIMIT_PATTERN.match(self.rate_limit):
@@ -58,3 +63,8 @@ class MockConfig:
         if self.journal_size < 0:
             raise ConfigError(f"journal_size: {self.journal_size} must not be negative")
         origin_regex(self.cors_origins)
+        if self.session_idle_timeout is not None and self.session_idle_timeout <= 0:
+            raise ConfigError(
+                f"session_idle_timeout: {self.session_idle_timeout} must be positive "
+                "(or None to keep sessions open)"
+            )

@@ -17,6 +17,7 @@ from broxi_mock.spec import read_yaml
 from mock_server.chaos import MAX_LATENCY_MS, ChaosRule
 from mock_server.config import RATE_LIMIT_PATTERN
 from mock_server.cors import origin_regex
+from mock_server.webhook_settings import WebhookSettings
 
 
 class Section(BaseModel):
@@ -102,8 +103,11 @@ class ServeFile(Section):
     logging: LoggingSection | None = None
     cors: CorsSection | None = None
     chaos: ChaosSection | None = None
-    # Each further concern (webhook endpoints, for one) adds its section as one field here and,
-    # when it maps to `serve` options, its values in `option_values`.
+    webhooks: WebhookSettings | None = None
+    # Seconds without a run after which an active session ends; 0 keeps sessions open.
+    session_idle_timeout: Annotated[float | None, Field(ge=0)] = None
+    # Each further concern adds its section as one field here and, when it maps to `serve`
+    # options, its values in `option_values`.
 
     @field_validator("rate_limit")
     @classmethod
@@ -123,7 +127,22 @@ class ServeFile(Section):
             values["access_log"] = self.logging.access_log
         if self.cors is not None:
             values["cors_origins"] = tuple(self.cors.allowed_origins)
+        values["session_idle_timeout"] = self.session_idle_timeout
+        values.update(self._webhook_option_values())
         return {name: value for name, value in values.items() if value is not None}
+
+    def _webhook_option_values(self) -> dict[str, Any]:
+        # Only the keys the file sets: the others keep the options' defaults.
+        if self.webhooks is None:
+            return {}
+        settings = self.webhooks
+        options = {
+            "secret": "webhook_secret",
+            "max_attempts": "webhook_max_attempts",
+            "retry_window_seconds": "webhook_retry_window",
+        }
+        in_file = settings.model_fields_set
+        return {key: getattr(settings, name) for name, key in options.items() if name in in_file}
 
     def chaos_rules(self, path: Path) -> list[ChaosRule]:
         """Return the chaos rules of the file, each naming its place in the file."""
@@ -168,17 +187,21 @@ def _first_problem(exc: ValidationError) -> str:
         known = _known_fields(error["loc"][:-1])
         expected = f" (expected one of {known})" if known else ""
         return f"{location}: unknown field{expected}{suffix}"
-    got = f" (got {error['input']!r})" if error["type"] != "missing" else ""
+    # A signing secret is never echoed, not even a malformed one.
+    hidden = error["type"] == "missing" or error["loc"][-1:] == ("secret",)
+    got = "" if hidden else f" (got {error['input']!r})"
     return f"{location}: {error['msg']}{got}{suffix}"
 
 
 def _known_fields(parent: tuple[int | str, ...]) -> list[str]:
     # Walk the models along the error's location; a key under `chaos.routes` is a route name.
-    model: type[Section] | None = ServeFile
+    model: type[BaseModel] | None = ServeFile
     inside_routes = False
     for part in parent:
         if model is None:
             return []
+        if isinstance(part, int):
+            continue  # An item of a list of sections has the list's section type.
         if inside_routes:
             model, inside_routes = RouteChaosSection, False
         elif model is ChaosSection and part == "routes":
@@ -189,8 +212,8 @@ def _known_fields(parent: tuple[int | str, ...]) -> list[str]:
     return sorted(model.model_fields) if model is not None and not inside_routes else []
 
 
-def _section_type(annotation: Any) -> type[Section] | None:
+def _section_type(annotation: Any) -> type[BaseModel] | None:
     for candidate in getattr(annotation, "__args__", (annotation,)):
-        if isinstance(candidate, type) and issubclass(candidate, Section):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return candidate
     return None

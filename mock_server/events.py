@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, get_args
 
 logger = logging.getLogger("broxi_mock.events")
 
-EVENT_TYPES = (
+EventType = Literal[
     "flow.run.started",
     "flow.run.completed",
     "flow.run.failed",
     "session.created",
     "session.ended",
-)
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 Listener = Callable[[str, dict[str, Any]], None]
 
 

@@ -6,10 +6,8 @@ routes. The contract kit must report every variant under the check named for it.
 
 from __future__ import annotations
 
-import datetime
 import json
 import re
-import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -17,8 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-import standardwebhooks
 import uvicorn
 
 from mock_server import MockConfig, create_app
@@ -385,10 +381,12 @@ def build_variant(variant: Variant | None) -> ASGIApp:
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, timeout: float = 10.0) -> Iterator[str]:
+def serve_in_thread(app: ASGIApp, timeout: float = 10.0, lifespan: str = "off") -> Iterator[str]:
     """Serve an ASGI app with uvicorn on a free port of 127.0.0.1; yield its URL."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -402,67 +400,3 @@ def serve_in_thread(app: ASGIApp, timeout: float = 10.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=timeout)
-
-
-class WebhookSender:
-    """Sends signed webhooks for created sessions and plain runs, as the real API would."""
-
-    def __init__(self, app: ASGIApp, url: str, secret: str) -> None:
-        self.app = app
-        self.url = url
-        self.secret = secret
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        chunks: list[bytes] = []
-        status: list[int] = []
-
-        async def watch(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status.append(message["status"])
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-            await send(message)
-
-        await self.app(scope, receive, watch)
-        if scope["type"] == "http" and scope["method"] == "POST" and status and status[0] < 300:
-            events = _events_for(scope["path"], json.loads(b"".join(chunks) or b"null"))
-            for event, data in events:
-                threading.Thread(target=self._deliver, args=(event, data), daemon=True).start()
-
-    def _deliver(self, event: str, data: dict[str, Any]) -> None:
-        message_id = f"evt_{secrets.token_hex(8)}"
-        moment = datetime.datetime.now(datetime.UTC)
-        payload = {
-            "id": message_id,
-            "event": event,
-            "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "data": data,
-        }
-        body = json.dumps(payload)
-        signature = standardwebhooks.Webhook(self.secret).sign(message_id, moment, body)
-        headers = {
-            "webhook-id": message_id,
-            "webhook-timestamp": str(int(moment.timestamp())),
-            "webhook-signature": signature,
-            "content-type": "application/json",
-        }
-        httpx.post(self.url, content=body, headers=headers, timeout=5)
-
-
-def _events_for(path: str, body: Any) -> list[tuple[str, dict[str, Any]]]:
-    if path == "/v1/sessions" and isinstance(body, dict):
-        data = {
-            "session_id": body["id"],
-            "flow_id": body["flow_id"],
-            "user_id": body["user_id"],
-            "status": "active",
-        }
-        return [("session.created", data)]
-    if path.endswith("/run") and isinstance(body, dict):
-        run = {"run_id": body["id"], "flow_id": body["flow_id"], "session_id": body["session_id"]}
-        completed = {**run, "status": "completed", "output": body["output"], "usage": body["usage"]}
-        return [
-            ("flow.run.started", {**run, "status": "running"}),
-            ("flow.run.completed", completed),
-        ]
-    return []

@@ -6,9 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +133,121 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     yield start
     for server in started:
         stop_server(server.process)
+
+
+@dataclass
+class ReceivedRequest:
+    """One request that reached a `RecordingReceiver`, and the status of its response."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int = 0
+
+
+class RecordingReceiver:
+    """A webhook receiver on a free port of 127.0.0.1 that records requests and responds as set.
+
+    `answer(request, attempt)` returns the status for a request, `attempt` counting requests
+    with the same `webhook-id` from 1. While `hold` is set, requests wait (at most
+    `MAX_HOLD_SECONDS`) until `release()` or `close()`, answering nothing in the meantime.
+    """
+
+    MAX_HOLD_SECONDS = 15.0
+
+    def __init__(
+        self, answer: Callable[[ReceivedRequest, int], int] | None = None, hold: bool = False
+    ) -> None:
+        self.answer = answer or (lambda request, attempt: 204)
+        self.hold = hold
+        self.requests: list[ReceivedRequest] = []
+        self.held_count = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._attempts: dict[str, int] = {}
+        self._changed = threading.Condition()
+        self._released = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks"
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                headers = {key.lower(): value for key, value in self.headers.items()}
+                request = ReceivedRequest(self.path, headers, body)
+                status = receiver._handle(request)
+                if status == 0:
+                    return
+                self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", "/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def _handle(self, request: ReceivedRequest) -> int:
+        with self._changed:
+            webhook_id = request.headers.get("webhook-id", "")
+            attempt = self._attempts[webhook_id] = self._attempts.get(webhook_id, 0) + 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if self.hold:
+                self.held_count += 1
+                self._changed.notify_all()
+        if self.hold:
+            self._released.wait(self.MAX_HOLD_SECONDS)
+            status = 0
+        else:
+            status = self.answer(request, attempt)
+        with self._changed:
+            request.status = status
+            self.in_flight -= 1
+            self.requests.append(request)
+            self._changed.notify_all()
+        return status
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+        """Wait until `condition()` holds, at most `timeout` seconds; return whether it does."""
+        with self._changed:
+            return self._changed.wait_for(condition, timeout)
+
+    def succeeded(self) -> list[ReceivedRequest]:
+        """Return the requests that got a 2xx response, in the order they finished."""
+        with self._changed:
+            return [request for request in self.requests if 200 <= request.status < 300]
+
+    def release(self) -> None:
+        self._released.set()
+
+    def close(self) -> None:
+        self.release()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def make_receiver() -> Iterator[Callable[..., RecordingReceiver]]:
+    """Start recording receivers for a test; every one is stopped when the test ends."""
+    receivers: list[RecordingReceiver] = []
+
+    def start(**options: Any) -> RecordingReceiver:
+        receiver = RecordingReceiver(**options)
+        receivers.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in receivers:
+        receiver.close()

@@ -116,7 +116,7 @@ def test_command_line_wins_over_file() -> None:
         (
             "webhookz: {}\n",
             "webhookz: unknown field (expected one of ['chaos', 'cors', "
-            "'journal', 'logging', 'rate_limit', 'seed'])",
+            "'journal', 'logging', 'rate_limit', 'seed', 'session_idle_timeout', 'webhooks'])",
         ),
         (
             "chaos:\n  routes:\n    runFlow: {delay: 5}\n",

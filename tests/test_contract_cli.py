@@ -37,7 +37,7 @@ def mock_url() -> Iterator[str]:
             ["--base-url", "http://127.0.0.1:1", "--token", "t", "--operation", "nope"],
             "no operationId",
         ),
-        (["--base-url", "http://127.0.0.1:1", "--token", "t", "--webhooks"], "signing secret"),
+        (["--base-url", "http://127.0.0.1:1", "--token", "t", "--webhook-secret", "x"], "secret"),
         (["--token", "t"], "Missing option '--base-url'"),
     ],
     ids=["scheme", "token", "check", "phase", "operation", "webhook secret", "no base url"],
