@@ -24,7 +24,7 @@ TEMPLATE = re.compile(r"^\{[^}]+\}$")
 
 @dataclass(frozen=True)
 class FixtureSchema:
-    """How entries of one fixture file appear in the API: as which schema, with which defaults."""
+    """The API schema that entries of one fixture file are visible as, and the defaults they get."""
 
     key: str
     schema: str
@@ -150,17 +150,17 @@ def fixture_findings(spec: Spec, folder: Path) -> Iterator[tuple[Path, str, str]
         validator = _validator(spec, fixture.schema)
         for index, entry in enumerate(entries):
             pointer = f"/{fixture.key}/{index}"
-            shown = {**fixture.defaults, **entry} if isinstance(entry, dict) else entry
-            yield from _entry_findings(path, pointer, validator, schemas[fixture.schema], shown)
+            visible = {**fixture.defaults, **entry} if isinstance(entry, dict) else entry
+            yield from _entry_findings(path, pointer, validator, schemas[fixture.schema], visible)
             if fixture.nested is None or not isinstance(entry, dict):
                 continue
             key, schema_name = fixture.nested
             inner_validator = _validator(spec, schema_name)
             for inner, item in enumerate(entry.get(key) or []):
                 # The mock numbers an entry's messages msg_001, msg_002, ...
-                shown = {"id": f"msg_{inner + 1:03d}", **item} if isinstance(item, dict) else item
+                visible = {"id": f"msg_{inner + 1:03d}", **item} if isinstance(item, dict) else item
                 yield from _entry_findings(
-                    path, f"{pointer}/{key}/{inner}", inner_validator, schemas[schema_name], shown
+                    path, f"{pointer}/{key}/{inner}", inner_validator, schemas[schema_name], visible
                 )
 
 
@@ -177,8 +177,8 @@ def _entry_findings(
         return
     # Fixtures hold more than the API shows (pacing, workspace); compare what the API shows.
     properties = schema.get("properties") or {}
-    shown = {key: _as_json(value) for key, value in entry.items() if key in properties}
-    for error in validator.iter_errors(shown):
+    visible = {key: _as_json(value) for key, value in entry.items() if key in properties}
+    for error in validator.iter_errors(visible):
         where = "/".join(escape(part) for part in error.instance_path)
         yield path, f"{pointer}/{where}" if where else pointer, error.message
 

@@ -24,7 +24,7 @@ DEFAULT_TIMEOUT = 30.0
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Return the seconds a `Retry-After` value asks for (delay or HTTP-date), or None."""
+    """Return the seconds a `Retry-After` value specifies (delay or HTTP-date), or None."""
     if value is None:
         return None
     text = value.strip()
@@ -78,7 +78,7 @@ def close_clients() -> None:
 
 
 class FollowUpClient:
-    """Sends GET and POST requests with a given Authorization header, waiting out 429 answers."""
+    """Sends GET and POST requests with a given Authorization header, waiting out 429 responses."""
 
     def __init__(
         self,

@@ -64,7 +64,7 @@ def call_waiting_out_rate_limits(case: ApiCase, **kwargs: Any) -> Response:
     for _ in range(MAX_RETRIES):
         if response.status_code != 429:
             break
-        # The 429 itself must keep the contract, but it says nothing about the data sent.
+        # The 429 itself must keep the contract, but it is no verdict on the data sent.
         case.validate_response(response)
         delay = parse_retry_after(response.headers.get("retry-after", [None])[0])
         if delay is None:

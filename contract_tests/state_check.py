@@ -42,7 +42,7 @@ class FollowUpError(Exception):
 
 
 def fetch_json(client: FollowUpClient, url: str, authorization: str | None, what: str) -> Any:
-    """GET a URL that must answer 200 with JSON, or raise `FollowUpError`."""
+    """GET a URL that must return 200 with JSON, or raise `FollowUpError`."""
     curl = curl_command("GET", url)
     try:
         reply = client.get(url, authorization)
@@ -144,17 +144,19 @@ class StateCheck(KitCheck):
     def list_flows(self, exchange: Exchange) -> list[Problem]:
         default = exchange.contract.parameter_default("listFlows", "limit") or 20
         problems = page_problems(exchange.body, "flows", exchange.query(), default)
-        wanted = exchange.query().get("status")
+        requested_status = exchange.query().get("status")
         flows = exchange.body.get("flows") if isinstance(exchange.body, dict) else None
-        if wanted and isinstance(flows, list):
+        if requested_status and isinstance(flows, list):
             other = [
-                f.get("status") for f in flows if isinstance(f, dict) and f.get("status") != wanted
+                f.get("status")
+                for f in flows
+                if isinstance(f, dict) and f.get("status") != requested_status
             ]
             if other:
                 problems.append(
                     Problem(
                         "Listing ignores the status filter",
-                        f"only flows with status {wanted!r}",
+                        f"only flows with status {requested_status!r}",
                         f"status {other[0]!r}",
                     )
                 )
@@ -207,10 +209,12 @@ class StateCheck(KitCheck):
     def get_run(self, exchange: Exchange) -> list[Problem]:
         run = exchange.body
         problems = run_problems(run)
-        wanted = exchange.path_parameter("run_id")
-        if isinstance(run, dict) and wanted is not None and run.get("id") != wanted:
+        requested_id = exchange.path_parameter("run_id")
+        if isinstance(run, dict) and requested_id is not None and run.get("id") != requested_id:
             problems.append(
-                Problem("Run read back has another id", f"id {wanted!r}", f"id {run.get('id')!r}")
+                Problem(
+                    "Run read back has another id", f"id {requested_id!r}", f"id {run.get('id')!r}"
+                )
             )
         return problems
 
@@ -240,12 +244,12 @@ class StateCheck(KitCheck):
     def session_history(self, exchange: Exchange) -> list[Problem]:
         default = exchange.contract.parameter_default("getSessionHistory", "limit") or 100
         problems = page_problems(exchange.body, "messages", exchange.query(), default)
-        wanted = exchange.path_parameter("session_id")
-        if isinstance(exchange.body, dict) and exchange.body.get("session_id") != wanted:
+        requested_id = exchange.path_parameter("session_id")
+        if isinstance(exchange.body, dict) and exchange.body.get("session_id") != requested_id:
             problems.append(
                 Problem(
                     "History of another session",
-                    f"session_id {wanted!r}",
+                    f"session_id {requested_id!r}",
                     f"session_id {exchange.body.get('session_id')!r}",
                 )
             )

@@ -1,8 +1,8 @@
 """The optional `webhooks` check: listen, trigger a run and a session, and verify what arrives.
 
-Each delivery is judged by the receiver of `broxi-mock webhooks listen` (Standard Webhooks
-signature, then the spec's payload schema); this module adds the listening thread, the
-triggering requests and the matching of events to what was triggered.
+The receiver of `broxi-mock webhooks listen` judges each delivery: the Standard Webhooks
+signature first, then the spec's payload schema. This module adds the listening thread, the
+requests that trigger events, and the matching of events to those requests.
 """
 
 from __future__ import annotations

@@ -70,10 +70,10 @@ class TokenInjector:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.path.fullmatch(scope["path"]):
-            kept = [(k, v) for k, v in scope["headers"] if k.lower() != b"authorization"]
+            other_headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"authorization"]
             scope = {
                 **scope,
-                "headers": [*kept, (b"authorization", f"Bearer {PRO_TOKEN}".encode())],
+                "headers": [*other_headers, (b"authorization", f"Bearer {PRO_TOKEN}".encode())],
             }
         await self.app(scope, receive, send)
 
@@ -175,8 +175,10 @@ def _streamed_error(
 def _no_rate_limit_headers(
     scope: Scope, status: int, headers: Headers, body: bytes
 ) -> tuple[int, Headers, bytes]:
-    kept = {name: value for name, value in headers.items() if not name.startswith("x-ratelimit-")}
-    return status, kept, body
+    without = {
+        name: value for name, value in headers.items() if not name.startswith("x-ratelimit-")
+    }
+    return status, without, body
 
 
 def _static_rate_limit_headers(
