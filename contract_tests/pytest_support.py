@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import schemathesis
+# NOTE: AuthConfig is not exported by `schemathesis.config` (4.32); the kit pins Schemathesis 4.
+from schemathesis.config._auth import AuthConfig
 from schemathesis import Response
 
 from broxi_mock.spec import bundled_schemathesis_config, bundled_spec_path, load_spec
@@ -48,10 +50,16 @@ def load_contract_schema(
     config = schemathesis.Config.from_path(bundled_schemathesis_config())
     schema = schemathesis.openapi.from_path(source, config=config)
     schema.config.update(
-        base_url=api_url(base_url, spec.base_path),
-        headers={"Authorization": f"Bearer {token}"},
-        request_timeout=request_timeout,
+        base_url=api_url(base_url, spec.base_path), request_timeout=request_timeout
     )
+    # Given as the spec's bearer scheme, the token counts as real credentials: a generated
+    # Authorization header would make Schemathesis expect a 401 where the token is valid.
+    schemes = spec.document.get("components", {}).get("securitySchemes", {})
+    bearer = [name for name, item in schemes.items() if item.get("scheme") == "bearer"]
+    if bearer:
+        schema.config.auth = AuthConfig(openapi={bearer[0]: {"bearer": token}})
+    else:
+        schema.config.update(headers={"Authorization": f"Bearer {token}"})
     schema.config.generation.update(max_examples=max_examples, database="none")
     # The webhooks check needs the end of a run, which the pytest entry does not have.
     schema.config.checks.update(excluded_check_names=["webhooks"])
