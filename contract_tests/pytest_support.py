@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import schemathesis
+from schemathesis import Response
+
 # NOTE: AuthConfig is not exported by `schemathesis.config` (4.32); the kit pins Schemathesis 4.
 from schemathesis.config._auth import AuthConfig
-from schemathesis import Response
 
 from broxi_mock.spec import bundled_schemathesis_config, bundled_spec_path, load_spec
 from contract_tests.client import LEDGER, MAX_RETRIES, MAX_WAIT, parse_retry_after
