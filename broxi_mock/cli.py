@@ -1,4 +1,4 @@
-"""The `broxi-mock` command line: serve, lint, webhooks listen."""
+"""The `broxi-mock` command line: serve, lint, test, webhooks listen."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from click.core import ParameterSource
 
 from broxi_mock import __version__
 from broxi_mock.cli_webhooks import secret_option, webhooks
+from broxi_mock.contract_cli import test
 from broxi_mock.errors import MockError
 from broxi_mock.logs import LOG_FORMATS, logging_config
 from broxi_mock.spec import bundled_fixtures_dir, bundled_spec_path, load_spec
@@ -324,26 +325,35 @@ def _announce(app: Any, config: Any, options: dict[str, Any]) -> None:
 
 @main.command()
 @click.argument("spec_path", required=False, type=click.Path(dir_okay=False, path_type=Path))
-def lint(spec_path: Path | None) -> None:
-    """Check SPEC (default: the bundled one) and every example in it."""
+@click.option(
+    "--fixtures",
+    "fixtures_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of fixture YAML files to check against the spec (default: the bundled one).",
+)
+def lint(spec_path: Path | None, fixtures_dir: Path | None) -> None:
+    """Check SPEC (default: the bundled one), its examples, project rules and the fixtures."""
     from broxi_mock.lint import lint_spec
 
     source = spec_path or bundled_spec_path()
     try:
-        findings = lint_spec(load_spec(source))
+        findings = lint_spec(load_spec(source), fixtures_dir or bundled_fixtures_dir())
     except MockError as exc:
         raise click.ClickException(str(exc)) from exc
     if findings:
         click.echo(f"{source}: {len(findings)} problem(s)", err=True)
         for finding in findings:
-            click.echo(f"{source}: {finding}", err=True)
+            click.echo(f"{finding.file or source}: {finding}", err=True)
         sys.exit(1)
     click.echo(f"{source}: OK")
 
 
 main.add_command(webhooks)
+main.add_command(test)
 
 
 def configure_logging(level: str) -> None:
     """Send broxi_mock logs to stderr at `level`."""
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
+from broxi_mock.lint_rules import (
+    ambiguous_paths,
+    fixture_findings,
+    operation_findings,
+    unused_components,
+)
 from broxi_mock.spec import Spec
 
 
@@ -18,6 +25,8 @@ class Finding:
 
     pointer: str
     message: str
+    # The fixture file the pointer is in; None for the spec itself.
+    file: Path | None = None
 
     def __str__(self) -> str:
         return f"{self.pointer}: {self.message}"
@@ -28,15 +37,21 @@ def escape(part: str | int) -> str:
     return str(part).replace("~", "~0").replace("/", "~1")
 
 
-def lint_spec(spec: Spec) -> list[Finding]:
-    """Return every structural problem and every example that breaks its schema."""
+def lint_spec(spec: Spec, fixtures_dir: Path | None = None) -> list[Finding]:
+    """Return structural problems, then examples, project rules and fixtures that break them."""
     findings = [
         Finding("/" + "/".join(escape(p) for p in error.path), error.message.splitlines()[0])
         for error in OpenAPIV31SpecValidator(spec.document).iter_errors()
     ]
     if findings:
         return findings
-    return list(_example_findings(spec))
+    findings = list(_example_findings(spec))
+    for rule in (operation_findings, unused_components, ambiguous_paths):
+        findings += [Finding(pointer, message) for pointer, message in rule(spec)]
+    if fixtures_dir is not None:
+        found = fixture_findings(spec, fixtures_dir)
+        findings += [Finding(pointer, message, path) for path, pointer, message in found]
+    return findings
 
 
 def _example_findings(spec: Spec) -> Iterator[Finding]:

@@ -36,6 +36,12 @@ def bundled_admin_spec_path() -> Path:
     return data_dir("openapi") / "admin.yaml"
 
 
+def bundled_schemathesis_config() -> Path:
+    """Return the Schemathesis settings the contract kit runs with."""
+    installed = PACKAGE_DIR / "data" / "schemathesis.toml"
+    return installed if installed.is_file() else PACKAGE_DIR.parent / "schemathesis.toml"
+
+
 def bundled_fixtures_dir() -> Path:
     """Return the folder of the bundled fixtures."""
     return data_dir("fixtures")
