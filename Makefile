@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/broxi-mock serve $(ARGS)
 
+# Static checks come first: they take seconds and name the file and line of a problem.
 test: $(STAMP)
 	$(BIN)/broxi-mock lint
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -23,8 +23,17 @@ logger = logging.getLogger("broxi_mock.cli")
 RATE_LIMIT_HELP = "Rate limiting: 'tier' (per token tier), 'off', or 'N/min' for every token."
 # Options the config file can set too; a value given on the command line wins over the file.
 FILE_OPTIONS = (
-    "seed", "rate_limit", "journal_size", "log_format", "log_level", "access_log", "cors_origins",
-    "webhook_secret", "webhook_max_attempts", "webhook_retry_window", "session_idle_timeout",
+    "seed",
+    "rate_limit",
+    "journal_size",
+    "log_format",
+    "log_level",
+    "access_log",
+    "cors_origins",
+    "webhook_secret",
+    "webhook_max_attempts",
+    "webhook_retry_window",
+    "session_idle_timeout",
 )
 
 
@@ -302,10 +311,20 @@ def _announce(app: Any, config: Any, options: dict[str, Any]) -> None:
     url = config.public_url + spec.base_path
     count = len(spec.operations())
     if options["log_format"] == "json":
-        fields = {"url": url, "operations": count, "spec": str(config.spec_path),
-                  "fixtures": str(config.fixtures_dir), "version": __version__}
-        logger.info("broxi-mock %s serving %d operations at %s.", __version__, count, url,
-                    extra={"fields": fields})
+        fields = {
+            "url": url,
+            "operations": count,
+            "spec": str(config.spec_path),
+            "fixtures": str(config.fixtures_dir),
+            "version": __version__,
+        }
+        logger.info(
+            "broxi-mock %s serving %d operations at %s.",
+            __version__,
+            count,
+            url,
+            extra={"fields": fields},
+        )
         return
     token = next(t for t in app.state.store.fixtures.tokens if t.tier == "pro")
     click.echo(f"broxi-mock {__version__} serving {count} operations")
@@ -356,4 +375,3 @@ main.add_command(test)
 def configure_logging(level: str) -> None:
     """Send broxi_mock logs to stderr at `level`."""
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
-

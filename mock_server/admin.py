@@ -66,6 +66,7 @@ class AdminHandlers:
     async def clear_requests(self, context: RequestContext) -> Response:
         self.journal.clear()
         return Response(status_code=204)
+
     async def reset_state(self, context: RequestContext) -> Response:
         self.engine.reset()
         self.limiter.reset()

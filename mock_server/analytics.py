@@ -48,7 +48,9 @@ def _out_of_range(name: str, value: str) -> Exception:
     return field_error(
         400,
         f"Query parameter {name} is out of range: {value!r} (expected 1970-01-01 to 9998-12-31).",
-        name, "query", "date out of range",
+        name,
+        "query",
+        "date out of range",
     )
 
 
@@ -57,7 +59,9 @@ def _bad_date(name: str, value: str) -> Exception:
         400,
         f"Query parameter {name} is invalid: {value!r} is not an RFC 3339 date-time with an "
         "offset or a date (YYYY-MM-DD).",
-        name, "query", "invalid date",
+        name,
+        "query",
+        "invalid date",
     )
 
 
@@ -136,13 +140,17 @@ def _period(start_date: str | None, end_date: str | None) -> tuple[dt.datetime, 
             400,
             f"Query parameter start_date is in the future: {start_date!r} is after the default "
             "end_date (now); send an end_date after it.",
-            "start_date", "query", "start_date is after the default end_date (now)",
+            "start_date",
+            "query",
+            "start_date is after the default end_date (now)",
         )
     if end < start:
         raise field_error(
             400,
             f"Query parameter end_date is before start_date: {end_date!r} < {start_date!r}.",
-            "end_date", "query", "end_date is before start_date",
+            "end_date",
+            "query",
+            "end_date is before start_date",
         )
     return start, end
 
@@ -159,7 +167,9 @@ def _empty_buckets(
                 400,
                 f"The period holds more than {MAX_BUCKETS} {granularity} buckets; "
                 "shorten it or use a coarser granularity.",
-                "granularity", "query", "too many buckets",
+                "granularity",
+                "query",
+                "too many buckets",
             )
         moment = next_bucket(moment, granularity)
     return buckets

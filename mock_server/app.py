@@ -54,12 +54,21 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     journal = RequestJournal(config.journal_size)
     handlers = Handlers(store, engine, config, config.public_url.rstrip("/") + spec.base_path)
     routes = build_routes(
-        spec, handlers.table(), example_handler(spec), store, limiter, config.max_body_bytes,
+        spec,
+        handlers.table(),
+        example_handler(spec),
+        store,
+        limiter,
+        config.max_body_bytes,
         _scenario_factory(spec, config),
     )
     admin = AdminHandlers(store, limiter, spec, journal, engine, webhooks, sessions)
     routes += build_routes(
-        admin_spec, admin.table(), example_handler(admin_spec), store, limiter,
+        admin_spec,
+        admin.table(),
+        example_handler(admin_spec),
+        store,
+        limiter,
         config.max_body_bytes,
     )
 

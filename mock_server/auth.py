@@ -17,22 +17,30 @@ def mask_token(token: str) -> str:
 def authenticate(store: Store, header: str | None) -> TokenFixture:
     """Return the token of an `Authorization: Bearer` header, or raise a 401."""
     if header is None:
-        raise _unauthorized("Missing Authorization header; send 'Authorization: Bearer <token>'.",
-                            "missing", CHALLENGE)
+        raise _unauthorized(
+            "Missing Authorization header; send 'Authorization: Bearer <token>'.",
+            "missing",
+            CHALLENGE,
+        )
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer":
         raise _unauthorized(
             f"Authorization scheme {scheme!r} is not supported; send 'Bearer <token>'.",
-            "unsupported scheme", CHALLENGE + ', error="invalid_request"',
+            "unsupported scheme",
+            CHALLENGE + ', error="invalid_request"',
         )
     token = token.strip()
     if not token:
-        raise _unauthorized("Bearer token is empty.", "empty token",
-                            CHALLENGE + ', error="invalid_request"')
+        raise _unauthorized(
+            "Bearer token is empty.", "empty token", CHALLENGE + ', error="invalid_request"'
+        )
     found = store.get_token(token)
     if found is None:
-        raise _unauthorized(f"API token {mask_token(token)!r} is not valid.", "unknown token",
-                            CHALLENGE + ', error="invalid_token"')
+        raise _unauthorized(
+            f"API token {mask_token(token)!r} is not valid.",
+            "unknown token",
+            CHALLENGE + ', error="invalid_token"',
+        )
     return found
 
 

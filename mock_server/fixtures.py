@@ -130,9 +130,11 @@ def load_fixtures(folder: Path) -> Fixtures:
     """Load and validate every fixture file of `folder`."""
     if not folder.is_dir():
         raise FixtureError(f"{folder}: fixtures folder not found")
-    lists = {name: _load_list(folder / f"{name}.yaml", name, model) for name, model in FILES.items()}
+    lists = {
+        name: _load_list(folder / f"{name}.yaml", name, model) for name, model in FILES.items()
+    }
     usage = _load_usage(folder / "usage.yaml")
-    fixtures = Fixtures(usage=usage, **lists)  # type: ignore[arg-type]
+    fixtures = Fixtures(usage=usage, **lists)
     _check_references(folder, fixtures)
     return fixtures
 

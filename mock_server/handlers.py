@@ -62,8 +62,13 @@ class Handlers:
         if context.media_type != "application/json":
             raise _not_acceptable("application/json", "stream is false")
         if context.params.get(RUN_ID_HEADER) is not None:
-            raise field_error(400, f"{RUN_ID_HEADER} resumes a stream; set stream to true.",
-                              RUN_ID_HEADER, "header", "only a stream can be resumed")
+            raise field_error(
+                400,
+                f"{RUN_ID_HEADER} resumes a stream; set stream to true.",
+                RUN_ID_HEADER,
+                "header",
+                "only a stream can be resumed",
+            )
         plan = self.engine.plan(
             context.params["flow_id"], context.token, body["input"], body.get("session_id")
         )
@@ -80,9 +85,12 @@ class Handlers:
             return self._resume(context, run_id, int(last_event or 0))
         if last_event is not None:
             raise field_error(
-                400, f"{LAST_EVENT_ID_HEADER} resumes a stream only together with "
+                400,
+                f"{LAST_EVENT_ID_HEADER} resumes a stream only together with "
                 f"{RUN_ID_HEADER} naming the run.",
-                RUN_ID_HEADER, "header", f"required with {LAST_EVENT_ID_HEADER}",
+                RUN_ID_HEADER,
+                "header",
+                f"required with {LAST_EVENT_ID_HEADER}",
             )
         body = context.body or {}
         plan = self.engine.plan(
@@ -95,20 +103,32 @@ class Handlers:
         plan = self.engine.live.get(run_id)
         run = plan.run if plan is not None else self.store.get_run(run_id)
         if run is None or run.workspace != context.token.workspace:
-            raise field_error(404, f"Run {run_id!r} not found; only runs the server still keeps "
-                              "can be resumed.", RUN_ID_HEADER, "header", "not found")
+            raise field_error(
+                404,
+                f"Run {run_id!r} not found; only runs the server still keeps can be resumed.",
+                RUN_ID_HEADER,
+                "header",
+                "not found",
+            )
         flow_id = context.params["flow_id"]
         if run.flow_id != flow_id:
-            raise field_error(400, f"Run {run_id!r} is a run of flow {run.flow_id!r}, "
-                              f"not {flow_id!r}.", RUN_ID_HEADER, "header",
-                              "run of another flow")
+            raise field_error(
+                400,
+                f"Run {run_id!r} is a run of flow {run.flow_id!r}, not {flow_id!r}.",
+                RUN_ID_HEADER,
+                "header",
+                "run of another flow",
+            )
         events = plan.events if plan is not None else recorded_events(run)
         if after > len(events):
             last = "last event so far" if plan is not None else "last event"
             raise field_error(
-                400, f"{LAST_EVENT_ID_HEADER} {after} is after the {last} ({len(events)}) of "
+                400,
+                f"{LAST_EVENT_ID_HEADER} {after} is after the {last} ({len(events)}) of "
                 f"run {run_id!r}.",
-                LAST_EVENT_ID_HEADER, "header", "no such event",
+                LAST_EVENT_ID_HEADER,
+                "header",
+                "no such event",
             )
         if plan is not None:
             return follower_stream(self.engine, plan, after, self.config.heartbeat_seconds)
@@ -143,9 +163,11 @@ class Handlers:
     async def create_session(self, context: RequestContext) -> Response:
         body = context.body or {}
         if context.token.read_only:
-            raise ApiError(403, "This API token is read-only and cannot create sessions.",
-                           {"field": "Authorization", "location": "header",
-                            "reason": "read-only token"})
+            raise ApiError(
+                403,
+                "This API token is read-only and cannot create sessions.",
+                {"field": "Authorization", "location": "header", "reason": "read-only token"},
+            )
         flow_id = body["flow_id"]
         if self.store.get_flow(flow_id) is None:
             raise field_error(404, f"Flow {flow_id!r} not found.", "/flow_id", "body", "not found")
@@ -160,16 +182,21 @@ class Handlers:
         self.store.add_session(session)
         self.engine.events.emit(
             "session.created",
-            {"session_id": session.id, "flow_id": session.flow_id, "user_id": session.user_id,
-             "status": session.status},
+            {
+                "session_id": session.id,
+                "flow_id": session.flow_id,
+                "user_id": session.user_id,
+                "status": session.status,
+            },
         )
         return json_response(session.to_json(), 201)
 
     async def get_session_history(self, context: RequestContext) -> Response:
         session_id = context.params["session_id"]
         if self.store.get_session(session_id) is None:
-            raise field_error(404, f"Session {session_id!r} not found.", "session_id", "path",
-                              "not found")
+            raise field_error(
+                404, f"Session {session_id!r} not found.", "session_id", "path", "not found"
+            )
         limit, offset = context.params["limit"], context.params["offset"]
         messages, total = self.store.list_messages(session_id, offset, limit)
         return json_response(
@@ -193,6 +220,7 @@ class Handlers:
         )
         return json_response(report)
 
+
 def _is_visible(flow: FlowFixture, token: TokenFixture) -> bool:
     return flow.status == "published" or flow.workspace == token.workspace
 
@@ -202,8 +230,12 @@ def _not_acceptable(media_type: str, reason: str) -> ApiError:
         406,
         f"This request can only be answered with {media_type} ({reason}); "
         "adjust the Accept header.",
-        {"field": "Accept", "location": "header", "reason": "no acceptable media type",
-         "allowed": [media_type]},
+        {
+            "field": "Accept",
+            "location": "header",
+            "reason": "no acceptable media type",
+            "allowed": [media_type],
+        },
     )
 
 

@@ -29,7 +29,7 @@ def choose_media_type(accept: str | None, offered: Iterable[str]) -> str | None:
 
 
 def _quality(accept: str, media_type: str) -> float:
-    kind, subtype = media_type.split("/", 1)
+    kind, _subtype = media_type.split("/", 1)
     found = 0.0
     specificity = -1
     for media_range in accept.split(","):

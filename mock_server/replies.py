@@ -96,7 +96,7 @@ def _summary_reply(flow: FlowFixture, text: str, earlier: list[str], rng: random
     sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
     gist = " ".join(sentences[:2]) or text
     people = _faker(rng)
-    items = [f"- {people.first_name()}: follow up on \"{_excerpt(s, 6)}\"" for s in sentences[2:4]]
+    items = [f'- {people.first_name()}: follow up on "{_excerpt(s, 6)}"' for s in sentences[2:4]]
     items = items or [f"- {people.first_name()}: share these notes with the team"]
     if earlier:
         heading = f"Updated summary (with the {len(earlier)} earlier notes of this session)"
@@ -153,10 +153,10 @@ def _story_reply(flow: FlowFixture, text: str, earlier: list[str], rng: random.R
     cast = _faker(random.Random(hashlib.sha256(first.encode()).digest()))
     hero, place = cast.first_name(), cast.city()
     fake = _faker(rng)
-    opening = f"Once upon a time in {place}, {hero} was asked: \"{_excerpt(text, 12)}\""
+    opening = f'Once upon a time in {place}, {hero} was asked: "{_excerpt(text, 12)}"'
     if earlier:
         opening = f"Chapter {len(earlier) + 1}. Back in {place}, {hero} now wondered: " + (
-            f"\"{_excerpt(text, 12)}\""
+            f'"{_excerpt(text, 12)}"'
         )
     paragraphs = [
         opening,

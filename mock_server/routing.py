@@ -112,8 +112,13 @@ class OperationEndpoint:
             # The request journal reports the error's details as the problems found.
             request.scope["broxi.error"] = error
             if error.status >= 500 and not isinstance(error, ScenarioError):
-                logger.error("%s %s answered %d: %s", request.method, request.url.path,
-                             error.status, error.message)
+                logger.error(
+                    "%s %s answered %d: %s",
+                    request.method,
+                    request.url.path,
+                    error.status,
+                    error.message,
+                )
             response = error_response(request_id, error)
         response.headers.update(headers)
         return response
@@ -151,7 +156,9 @@ class OperationEndpoint:
                 406,
                 f"Cannot answer with any media type of Accept {request.headers.get('accept')!r}; "
                 f"this operation returns {', '.join(self.response_media_types)}.",
-                "Accept", "header", "no acceptable media type",
+                "Accept",
+                "header",
+                "no acceptable media type",
                 allowed=list(self.response_media_types),
             )
         body = await self._read_body(request) if self.rules.body_media_types else None
@@ -181,8 +188,13 @@ class OperationEndpoint:
             return None
         content_type = request.headers.get("content-type")
         if raw and content_type is None:
-            raise field_error(415, "Missing Content-Type header; send 'application/json'.",
-                              "Content-Type", "header", "missing")
+            raise field_error(
+                415,
+                "Missing Content-Type header; send 'application/json'.",
+                "Content-Type",
+                "header",
+                "missing",
+            )
         if content_type is not None:
             _check_content_type(content_type)
         return parse_json_body(raw)  # type: ignore[no-any-return]
@@ -205,14 +217,22 @@ def _check_content_type(content_type: str) -> None:
         raise field_error(
             415,
             f"Content-Type {content_type!r} is not supported; send 'application/json'.",
-            "Content-Type", "header", "unsupported media type",
+            "Content-Type",
+            "header",
+            "unsupported media type",
             allowed=[JSON_MEDIA_TYPE],
         )
 
 
 def _too_large(limit: int) -> ApiError:
-    return field_error(413, f"Request body is larger than {limit} bytes.", "/", "body",
-                       f"body exceeds {limit} bytes", max_bytes=limit)
+    return field_error(
+        413,
+        f"Request body is larger than {limit} bytes.",
+        "/",
+        "body",
+        f"body exceeds {limit} bytes",
+        max_bytes=limit,
+    )
 
 
 def response_media_types(spec: Spec, operation: Operation) -> tuple[str, ...]:
@@ -245,8 +265,9 @@ def build_routes(
     for operation in spec.operations():
         handler = handlers.get(operation.operation_id)
         if handler is None:
-            logger.warning("No handler for %s; it answers with its spec example.",
-                           operation.operation_id)
+            logger.warning(
+                "No handler for %s; it answers with its spec example.", operation.operation_id
+            )
             handler = fallback(operation)
         endpoint = OperationEndpoint(
             operation=operation,
@@ -267,7 +288,7 @@ def build_routes(
 
 
 def _needs_token(spec: Spec, operation: Operation) -> bool:
-    requirements = operation.definition.get("security", spec.document.get("security"))
+    requirements = operation.definition.get("security", spec.document.get("security")) or []
     return bool(requirements) and all(requirement for requirement in requirements)
 
 

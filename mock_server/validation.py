@@ -160,11 +160,23 @@ def parse_json_body(raw: bytes) -> Any:
     except RecursionError as exc:
         reason = "nesting is too deep"
         raise _body_error(f"Request body is not valid JSON: {reason}.", "/", reason) from exc
+    if ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(data):
+        reason = "a \\u escape encodes a lone UTF-16 surrogate, which is not a character"
+        raise _body_error(f"Request body is not valid JSON text: {reason}.", "/", reason)
     if not isinstance(data, dict):
         kind = "an array" if isinstance(data, list) else f"a JSON {_json_type(data)}"
         reason = f"expected a JSON object, got {kind}"
         raise _body_error(f"Request body must be a JSON object, got {kind}.", "/", reason)
     return data
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    # Paired surrogates decode to one character; a lone one cannot be encoded as UTF-8.
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _json_type(value: Any) -> str:
@@ -214,7 +226,7 @@ def invalid_request(problems: list[Problem]) -> ApiError:
     message = f"{where} is invalid: {first.field}: {first.reason}."
     if len(problems) > 1:
         message = message[:-1] + f" (and {len(problems) - 1} more)."
-    details = first.to_json()
+    details: dict[str, Any] = dict(first.to_json())
     if len(problems) > 1:
         details["errors"] = [problem.to_json() for problem in problems]
     return ApiError(400, message, details)

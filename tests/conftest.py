@@ -92,7 +92,11 @@ def start_server(tmp_path: Path, *args: str, timeout: float = 20.0) -> LiveServe
     with log.open("w") as handle:
         # The child process keeps its own copy of the descriptor.
         process = subprocess.Popen(
-            command, stdout=handle, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT,
+            command,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO_ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     url = f"http://127.0.0.1:{port}"

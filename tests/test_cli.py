@@ -71,18 +71,36 @@ def test_invalid_yaml_spec_is_one_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("file", "edit", "expected"),
     [
-        ("flows.yaml", lambda d: d["flows"][1].update(status="archived"),
-         "flows.yaml: flows[1] (id='flow_sum456'): status: Input should be 'published' or"),
-        ("flows.yaml", lambda d: d["flows"][0].pop("name"),
-         "flows.yaml: flows[0] (id='flow_abc123'): name: Field required"),
-        ("tokens.yaml", lambda d: d["tokens"][3].pop("requests_per_minute"),
-         "requests_per_minute is required for the enterprise tier"),
-        ("sessions.yaml", lambda d: d["sessions"][0].update(flow_id="flow_nope"),
-         "sessions.yaml: sessions[0] (id='session_def456'): flow_id: unknown flow 'flow_nope'"),
-        ("flows.yaml", lambda d: d["flows"].append(dict(d["flows"][0])),
-         "flows.yaml: flows[9]: duplicate id 'flow_abc123'"),
-        ("usage.yaml", lambda d: d["usage"].update(days=0),
-         "usage.yaml: usage: days: Input should be greater than or equal to 1"),
+        (
+            "flows.yaml",
+            lambda d: d["flows"][1].update(status="archived"),
+            "flows.yaml: flows[1] (id='flow_sum456'): status: Input should be 'published' or",
+        ),
+        (
+            "flows.yaml",
+            lambda d: d["flows"][0].pop("name"),
+            "flows.yaml: flows[0] (id='flow_abc123'): name: Field required",
+        ),
+        (
+            "tokens.yaml",
+            lambda d: d["tokens"][3].pop("requests_per_minute"),
+            "requests_per_minute is required for the enterprise tier",
+        ),
+        (
+            "sessions.yaml",
+            lambda d: d["sessions"][0].update(flow_id="flow_nope"),
+            "sessions.yaml: sessions[0] (id='session_def456'): flow_id: unknown flow 'flow_nope'",
+        ),
+        (
+            "flows.yaml",
+            lambda d: d["flows"].append(dict(d["flows"][0])),
+            "flows.yaml: flows[9]: duplicate id 'flow_abc123'",
+        ),
+        (
+            "usage.yaml",
+            lambda d: d["usage"].update(days=0),
+            "usage.yaml: usage: days: Input should be greater than or equal to 1",
+        ),
     ],
     ids=["enum", "missing", "enterprise-limit", "unknown-flow", "duplicate", "usage-range"],
 )

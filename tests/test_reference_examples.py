@@ -181,9 +181,7 @@ def test_usage_example(server: LiveServer) -> None:
 
 
 def test_error_example_shape(server: LiveServer) -> None:
-    response = httpx.post(
-        f"{server.url}/v1/flows/flow_abc123/run", headers=HEADERS, content=b"{}"
-    )
+    response = httpx.post(f"{server.url}/v1/flows/flow_abc123/run", headers=HEADERS, content=b"{}")
 
     assert response.status_code == 400
     envelope = response.json()

@@ -14,11 +14,22 @@ def test_schemathesis_finds_no_failures(live_server: Callable[..., LiveServer]) 
     server = live_server("--stream-delay-ms", "0", "--rate-limit", "1000000/min")
     schemathesis = Path(sys.executable).parent / "schemathesis"
     command = [
-        str(schemathesis), "--config-file", str(REPO_ROOT / "schemathesis.toml"), "run",
-        f"{server.url}/_mock/openapi.json", "--url", f"{server.url}/v1",
-        "-H", f"Authorization: Bearer {PRO_TOKEN}",
-        "--phases", "examples,coverage,fuzzing,stateful",
-        "--seed", "1", "--max-examples", "25", "--no-color",
+        str(schemathesis),
+        "--config-file",
+        str(REPO_ROOT / "schemathesis.toml"),
+        "run",
+        f"{server.url}/_mock/openapi.json",
+        "--url",
+        f"{server.url}/v1",
+        "-H",
+        f"Authorization: Bearer {PRO_TOKEN}",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--seed",
+        "1",
+        "--max-examples",
+        "25",
+        "--no-color",
     ]
 
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
