@@ -265,7 +265,9 @@ def _measure_contract_kit(settings: Settings, probe: Probe, work: Path) -> dict[
             "broxi_mock",
             "test",
             "--base-url",
-            f"http://127.0.0.1:{server.port}/v1",
+            f"http://127.0.0.1:{server.port}",
+            "--token",
+            TOKEN,
         ]
         started = time.perf_counter()
         try:
