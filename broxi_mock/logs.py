@@ -5,10 +5,32 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import Any
+import threading
+import time
+from typing import Any, TextIO
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Lines wait at most this long before they are written, so a burst shares one write.
+FLUSH_INTERVAL_S = 0.05
+
+
+class TextFormatter(logging.Formatter):
+    """The text format, with the time of day formatted once per second, not once per line."""
+
+    def __init__(self, fmt: str = TEXT_FORMAT) -> None:
+        super().__init__(fmt)
+        self._second = -1
+        self._stamp = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._stamp = super().formatTime(record, datefmt).rpartition(",")[0]
+            self._second = second
+        return f"{self._stamp},{int(record.msecs):03d}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,6 +52,42 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes the lines of a burst of records in one write, at most `FLUSH_INTERVAL_S` later.
+
+    A write and flush per line cost a system call on every request; here a flusher thread
+    that sleeps until a line arrives writes all lines waiting at once.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._wake = threading.Event()
+        threading.Thread(target=self._flush_forever, name="log-writer", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._pending.append(self.format(record) + self.terminator)
+        except Exception:
+            self.handleError(record)
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            lines, self._pending = self._pending, []
+            if lines:
+                self.stream.write("".join(lines))
+            super().flush()
+
+    def _flush_forever(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(FLUSH_INTERVAL_S)
+            self._wake.clear()
+            self.flush()
+
+
 def logging_config(level: str, log_format: str, access_log: bool = True) -> dict[str, Any]:
     """Build the `logging.config.dictConfig` settings of `serve`, uvicorn's loggers included.
 
@@ -37,7 +95,7 @@ def logging_config(level: str, log_format: str, access_log: bool = True) -> dict
     each request is logged once.
     """
     formatter: dict[str, Any] = (
-        {"()": JsonFormatter} if log_format == "json" else {"format": TEXT_FORMAT}
+        {"()": JsonFormatter} if log_format == "json" else {"()": TextFormatter}
     )
     level_name = level.upper()
     return {
@@ -49,10 +107,16 @@ def logging_config(level: str, log_format: str, access_log: bool = True) -> dict
                 "class": "logging.StreamHandler",
                 "formatter": "default",
                 "stream": "ext://sys.stderr",
-            }
+            },
+            "batched": {
+                "class": "broxi_mock.logs.BatchingStreamHandler",
+                "formatter": "default",
+                "stream": "ext://sys.stderr",
+            },
         },
         "loggers": {
-            "broxi_mock": {"handlers": ["stderr"], "level": level_name, "propagate": False},
+            # One access line per request: the server's own lines are written in batches.
+            "broxi_mock": {"handlers": ["batched"], "level": level_name, "propagate": False},
             # Access lines are INFO records, so like the rest they show at level info or debug.
             "broxi_mock.access": {"level": level_name if access_log else "CRITICAL"},
             "uvicorn": {"handlers": ["stderr"], "level": level_name, "propagate": False},
