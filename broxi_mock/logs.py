@@ -53,10 +53,10 @@ class JsonFormatter(logging.Formatter):
 
 
 class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes the lines of a burst of records in one write, at most `FLUSH_INTERVAL_S` later.
+    """A stream handler that writes the lines of a burst in one write, about 50 ms later.
 
-    A write and flush per line cost a system call on every request; here a flusher thread
-    that sleeps until a line arrives writes all lines waiting at once.
+    A write and flush per line would cost a system call on every request. Instead, a flusher
+    thread sleeps until a line arrives, waits `FLUSH_INTERVAL_S`, then writes all waiting lines.
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -115,7 +115,7 @@ def logging_config(level: str, log_format: str, access_log: bool = True) -> dict
             },
         },
         "loggers": {
-            # One access line per request: the server's own lines are written in batches.
+            # Each request logs an access line, so the server's lines are written in batches.
             "broxi_mock": {"handlers": ["batched"], "level": level_name, "propagate": False},
             # Access lines are INFO records, so like the rest they show at level info or debug.
             "broxi_mock.access": {"level": level_name if access_log else "CRITICAL"},
