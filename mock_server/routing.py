@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from broxi_mock.spec import Operation, Spec
 from mock_server.auth import authenticate
@@ -102,7 +102,13 @@ class OperationEndpoint:
     authenticated: bool = True
     scenarios: OperationScenarios | None = None
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response, headers = await self.respond(request)
+        await send_response(response, headers, scope, receive, send)
+
+    async def respond(self, request: Request) -> tuple[Response, dict[str, str]]:
+        """Handle a request and return its response and the headers to add to it."""
         request_id = request_id_of(request)
         request.scope["broxi.operation_id"] = self.operation.operation_id
         headers: dict[str, str] = {"X-Request-ID": request_id}
@@ -120,8 +126,7 @@ class OperationEndpoint:
                     error.message,
                 )
             response = error_response(request_id, error)
-        response.headers.update(headers)
-        return response
+        return response, headers
 
     async def _respond(
         self, request: Request, request_id: str, headers: dict[str, str]
@@ -198,6 +203,26 @@ class OperationEndpoint:
         if content_type is not None:
             _check_content_type(content_type)
         return parse_json_body(raw)  # type: ignore[no-any-return]
+
+
+async def send_response(
+    response: Response, headers: dict[str, str], scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Send a response with `headers` set on it, replacing any of the same name."""
+    if type(response).__call__ is not Response.__call__ or response.background is not None:
+        response.headers.update(headers)
+        await response(scope, receive, send)
+        return
+    # A response with its whole body (Response's own `__call__`) is sent here with its header
+    # list built once, instead of through `MutableHeaders`.
+    added = [
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    ]
+    names = {name for name, _ in added}
+    raw = [header for header in response.raw_headers if header[0] not in names]
+    raw += added
+    await send({"type": "http.response.start", "status": response.status_code, "headers": raw})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 def _source(request: Request, location: str) -> Any:
@@ -282,7 +307,7 @@ def build_routes(
         )
         path = spec.base_path + operation.path
         routes.append(
-            Route(path, endpoint.__call__, methods=[operation.method], name=operation.operation_id)
+            Route(path, endpoint, methods=[operation.method], name=operation.operation_id)
         )
     return _merge_methods(routes)
 
@@ -304,9 +329,15 @@ def _merge_methods(routes: list[Route]) -> list[Route]:
             merged.append(group[0])
             continue
         table = {method: route.endpoint for route in group for method in route.methods or ()}
-
-        async def dispatch(request: Request, table: dict[str, Any] = table) -> Response:
-            return await table[request.method](request)  # type: ignore[no-any-return]
-
-        merged.append(Route(path, dispatch, methods=sorted(table)))
+        merged.append(Route(path, MethodDispatch(table), methods=sorted(table)))
     return merged
+
+
+class MethodDispatch:
+    """The ASGI app of a path with several operations: calls the one of the request's method."""
+
+    def __init__(self, table: dict[str, ASGIApp]) -> None:
+        self.table = table
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.table[scope["method"]](scope, receive, send)
