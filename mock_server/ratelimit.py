@@ -6,7 +6,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.storage import MovingWindowSupport, Storage
@@ -19,8 +19,7 @@ TIER_LIMITS = {"free": 100, "pro": 1000}
 Clock = Callable[[], float]
 
 
-@dataclass(frozen=True)
-class RateLimitState:
+class RateLimitState(NamedTuple):
     """The outcome of counting one request."""
 
     limit: int
@@ -37,21 +36,55 @@ class RateLimitState:
         }
 
 
+class _PerMinuteItem(RateLimitItemPerMinute):
+    """A per-minute limit that builds the storage key of each token once, not per request."""
+
+    __slots__ = ["_keys"]
+
+    def __init__(self, amount: int) -> None:
+        super().__init__(amount)
+        # One key per token that reached the limiter; tokens are fixtures, so this is bounded.
+        self._keys: dict[tuple[bytes | str | int | float, ...], str] = {}
+
+    def key_for(self, *identifiers: bytes | str | int | float) -> str:
+        key = self._keys.get(identifiers)
+        if key is None:
+            key = self._keys[identifiers] = super().key_for(*identifiers)
+        return key
+
+
+class _Window:
+    """The requests of one key: counts per time slot, oldest first, and their total."""
+
+    __slots__ = ("counts", "times", "total")
+
+    def __init__(self) -> None:
+        # Two deques of numbers rather than one of pairs, because pairs would be objects the
+        # garbage collector tracks, and a busy token keeps up to 6,000 slots a minute.
+        self.times: deque[float] = deque()
+        self.counts: deque[int] = deque()
+        self.total = 0
+
+
 class ClockedMemoryStorage(Storage, MovingWindowSupport):
     """In-memory storage for the `limits` moving-window strategy that reads time from `clock`.
 
     `limits.storage.MemoryStorage` (limits 5.x) calls `time.time()` itself and expires entries
     on a timer thread, so tests cannot move its time. This storage keeps the same contract with
     an injected clock, and it prunes a key's expired entries whenever the key is read.
+
+    Requests are counted per slot of 1 / `SLOTS_PER_SECOND` seconds, not one timestamp each,
+    so a key's memory stays bounded (at most 6,000 slots a minute) however high its limit.
+    NOTE: a request therefore leaves the window up to 10 ms before a full minute has passed.
     """
 
     STORAGE_SCHEME = None
+    SLOTS_PER_SECOND = 100
 
     def __init__(self, clock: Clock = time.time) -> None:
         super().__init__()
         self.clock = clock
-        # Newest entry last; each deque contains at most `limit` timestamps of its key.
-        self._entries: dict[str, deque[float]] = {}
+        self._windows: dict[str, _Window] = {}
 
     @property
     def base_exceptions(self) -> type[Exception]:
@@ -59,24 +92,35 @@ class ClockedMemoryStorage(Storage, MovingWindowSupport):
 
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         now = self.clock()
-        entries = self._live_entries(key, now - expiry)
-        if len(entries) + amount > limit:
+        window = self._live_window(key, now - expiry)
+        if window.total + amount > limit:
             return False
-        entries.extend([now] * amount)
+        # Dividing, not multiplying by 0.01, keeps a whole second exact.
+        slot = math.floor(now * self.SLOTS_PER_SECOND) / self.SLOTS_PER_SECOND
+        if window.times and window.times[-1] == slot:
+            window.counts[-1] += amount
+        else:
+            window.times.append(slot)
+            window.counts.append(amount)
+        window.total += amount
         return True
 
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
         now = self.clock()
-        entries = self._live_entries(key, now - expiry)
-        if not entries:
+        window = self._live_window(key, now - expiry)
+        if not window.total:
             return now, 0
-        return entries[0], len(entries)
+        return window.times[0], window.total
 
-    def _live_entries(self, key: str, oldest_allowed: float) -> deque[float]:
-        entries = self._entries.setdefault(key, deque())
-        while entries and entries[0] <= oldest_allowed:
-            entries.popleft()
-        return entries
+    def _live_window(self, key: str, oldest_allowed: float) -> _Window:
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = _Window()
+        times = window.times
+        while times and times[0] <= oldest_allowed:
+            times.popleft()
+            window.total -= window.counts.popleft()
+        return window
 
     # The moving-window strategy needs none of the counter methods below; they exist because
     # `Storage` declares them abstract, and they refuse rather than count wrongly.
@@ -93,12 +137,12 @@ class ClockedMemoryStorage(Storage, MovingWindowSupport):
         return True
 
     def reset(self) -> int | None:
-        count = len(self._entries)
-        self._entries.clear()
+        count = len(self._windows)
+        self._windows.clear()
         return count
 
     def clear(self, key: str) -> None:
-        self._entries.pop(key, None)
+        self._windows.pop(key, None)
 
 
 class RateLimiter:
@@ -149,7 +193,7 @@ class RateLimiter:
             return None
         item = self._items.get(limit)
         if item is None:
-            item = self._items[limit] = RateLimitItemPerMinute(limit)
+            item = self._items[limit] = _PerMinuteItem(limit)
         return item
 
     def _state(self, item: RateLimitItem, token: TokenFixture, allowed: bool) -> RateLimitState:
