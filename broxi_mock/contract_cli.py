@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 
 from broxi_mock.cli_webhooks import secret_option
 from broxi_mock.errors import MockError
@@ -17,6 +16,9 @@ PHASE_NAMES = ("examples", "coverage", "fuzzing", "stateful")
 
 
 def _check_base_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    # Imported here: `broxi-mock serve` loads this module too, and never needs httpx.
+    import httpx
+
     try:
         url = httpx.URL(value)
     except httpx.InvalidURL as exc:

@@ -6,9 +6,7 @@ import asyncio
 import datetime as dt
 import email.utils
 import time
-
-import httpx
-from standardwebhooks.webhooks import Webhook
+from typing import TYPE_CHECKING
 
 from mock_server.deliveries import AttemptRecord, DeliveryRecord
 from mock_server.records import utc_now
@@ -19,6 +17,12 @@ EXCERPT_BYTES = 200
 # A response body up to this size is read to the end, so that its connection can be reused.
 DRAIN_BYTES = 16 * 1024
 RETRY_AFTER_STATUSES = (429, 503)
+
+# httpx and standardwebhooks are imported where a delivery needs them, so that a server with
+# no webhook endpoint never loads them (about 6 MB of memory).
+if TYPE_CHECKING:
+    import httpx
+    from standardwebhooks.webhooks import Webhook
 
 
 def signed_headers(signer: Webhook, event_id: str, body: bytes) -> dict[str, str]:
@@ -40,6 +44,8 @@ async def post_signed(
     settings: WebhookSettings,
 ) -> tuple[AttemptRecord, float | None]:
     """Send one attempt of a delivery; return its record and the receiver's Retry-After."""
+    import httpx
+
     event = record.event
     headers = signed_headers(signer, event.id, event.body)
     started_at = utc_now()
@@ -86,6 +92,8 @@ def _status_error(response: httpx.Response, excerpt: str) -> str | None:
 
 def describe_http_error(exc: httpx.HTTPError, settings: WebhookSettings) -> str:
     """Name a transport failure the way an operator searches for it."""
+    import httpx
+
     if isinstance(exc, httpx.ConnectTimeout):
         return f"connect timed out after {settings.connect_timeout_seconds:g} s"
     if isinstance(exc, httpx.ReadTimeout):

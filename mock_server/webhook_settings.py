@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from broxi_mock.errors import ConfigError
@@ -22,6 +21,8 @@ def validate_webhook_url(url: str) -> str:
     """Return an absolute http(s) URL unchanged, or raise ValueError saying what is wrong."""
     if len(url) > MAX_URL_LENGTH:
         raise ValueError(f"URL is longer than {MAX_URL_LENGTH} characters")
+    import httpx  # Only here, so that serving without webhooks never loads it.
+
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:

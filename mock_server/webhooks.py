@@ -17,10 +17,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
-from standardwebhooks.webhooks import Webhook
+from typing import TYPE_CHECKING, Any
 
 from broxi_mock import __version__
 from broxi_mock.webhook_contract import mask_secret
@@ -42,6 +39,12 @@ USER_AGENT = f"broxi-mock/{__version__}"
 # Deliveries still pending at shutdown are listed one per log line up to this count.
 MAX_LISTED_AT_SHUTDOWN = 20
 
+# httpx and standardwebhooks are imported when the first endpoint is registered or the first
+# delivery is sent, so that a server with no webhook endpoint never loads them.
+if TYPE_CHECKING:
+    import httpx
+    from standardwebhooks.webhooks import Webhook
+
 
 @dataclass
 class WebhookEndpoint:
@@ -55,7 +58,9 @@ class WebhookEndpoint:
     created_at: dt.datetime = field(default_factory=utc_now)
 
     def __post_init__(self) -> None:
-        self.signer = Webhook(self.secret)
+        from standardwebhooks.webhooks import Webhook
+
+        self.signer: Webhook = Webhook(self.secret)
 
     def wants(self, event_type: str) -> bool:
         return self.events is None or event_type in self.events
@@ -203,8 +208,10 @@ class WebhookDispatcher:
     async def _attempt(
         self, endpoint: WebhookEndpoint, record: DeliveryRecord, number: int
     ) -> tuple[AttemptRecord, float | None]:
-        if self._client is None or self._slots is None:
+        if self._slots is None:
             raise RuntimeError("webhook delivery has not been started")
+        if self._client is None:
+            self._client = self._new_client()
         # The slot is taken before the attempt's clock starts, so waiting for one is not timed.
         async with self._slots:
             return await post_signed(self._client, endpoint.signer, record, number, self.settings)
@@ -254,14 +261,12 @@ class WebhookDispatcher:
                 _held_note(held_back),
             )
 
-    async def start(self) -> None:
-        """Start delivering on the running event loop, beginning with events queued before."""
+    def _new_client(self) -> httpx.AsyncClient:
+        import httpx
+
         settings = self.settings
-        self._loop = asyncio.get_running_loop()
-        self._slots = asyncio.Semaphore(settings.max_connections)
-        self._stopping = False
         read = settings.read_timeout_seconds
-        self._client = httpx.AsyncClient(
+        return httpx.AsyncClient(
             timeout=httpx.Timeout(read, connect=settings.connect_timeout_seconds, pool=None),
             limits=httpx.Limits(max_connections=settings.max_connections),
             follow_redirects=False,
@@ -270,6 +275,13 @@ class WebhookDispatcher:
             # to 127.0.0.1 never go through a proxy; a receiver behind a proxy is unreachable.
             trust_env=False,
         )
+
+    async def start(self) -> None:
+        """Start delivering on the running event loop, beginning with events queued before."""
+        settings = self.settings
+        self._loop = asyncio.get_running_loop()
+        self._slots = asyncio.Semaphore(settings.max_connections)
+        self._stopping = False
         backlog, self._backlog = self._backlog, []
         for record in backlog:
             self._enqueue(record)
@@ -333,6 +345,8 @@ def _log_remaining(remaining: list[DeliveryRecord]) -> None:
 
 def loggable_url(url: str) -> str:
     """Drop the user info and query of a URL, where credentials and tokens usually sit."""
+    import httpx
+
     return str(httpx.URL(url).copy_with(username=None, password=None, query=None))
 
 
