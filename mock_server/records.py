@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 RunStatus = Literal["running", "completed", "failed"]
@@ -20,6 +20,11 @@ def format_timestamp(value: dt.datetime) -> str:
     value = value.astimezone(dt.UTC)
     text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
     return text.removesuffix("+00:00") + "Z"
+
+
+# A run as `RunRecord.pack` returns it; its 7th item is the status.
+PackedRun = tuple[Any, ...]
+PACKED_STATUS = 6
 
 
 @dataclass
@@ -66,9 +71,65 @@ class RunRecord:
 
     def copy(self) -> RunRecord:
         """Return a copy that later changes to this run do not reach."""
-        usage = TokenUsage(self.usage.prompt_tokens, self.usage.completion_tokens)
-        error = dict(self.error) if self.error is not None else None
-        return replace(self, usage=usage, error=error)
+        # Calling the constructor directly takes about 0.3 us here, `dataclasses.replace` 1.5 us.
+        return RunRecord(
+            self.id,
+            self.flow_id,
+            self.session_id,
+            self.workspace,
+            self.input,
+            self.created_at,
+            self.status,
+            self.progress,
+            self.output,
+            dict(self.error) if self.error is not None else None,
+            self.completed_at,
+            TokenUsage(self.usage.prompt_tokens, self.usage.completion_tokens),
+        )
+
+    def pack(self) -> PackedRun:
+        """Return the run as a tuple of strings, numbers and timestamps, for keeping.
+
+        The garbage collector stops tracking a tuple that contains no containers, so kept runs
+        in this form cost full collections nothing, where a record and its usage cost two
+        objects each.
+        """
+        error = tuple(self.error.items()) if self.error is not None else None
+        usage = self.usage
+        return (
+            self.id,
+            self.flow_id,
+            self.session_id,
+            self.workspace,
+            self.input,
+            self.created_at,
+            self.status,
+            self.progress,
+            self.output,
+            error,
+            self.completed_at,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        )
+
+    @classmethod
+    def unpack(cls, packed: PackedRun) -> RunRecord:
+        """Rebuild a run from `pack`'s tuple."""
+        error = packed[9]
+        return cls(
+            id=packed[0],
+            flow_id=packed[1],
+            session_id=packed[2],
+            workspace=packed[3],
+            input=packed[4],
+            created_at=packed[5],
+            status=packed[PACKED_STATUS],
+            progress=packed[7],
+            output=packed[8],
+            error=dict(error) if error is not None else None,
+            completed_at=packed[10],
+            usage=TokenUsage(packed[11], packed[12]),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -19,7 +19,14 @@ from mock_server.history import (
     merge_usage,
     usage_of_run,
 )
-from mock_server.records import MessageRecord, RunRecord, SessionRecord, UsageEntry
+from mock_server.records import (
+    PACKED_STATUS,
+    MessageRecord,
+    PackedRun,
+    RunRecord,
+    SessionRecord,
+    UsageEntry,
+)
 
 DEFAULT_MAX_RUNS = 10_000
 RUN_STATUSES = ("running", "completed", "failed")
@@ -170,7 +177,8 @@ class MemoryStore(Store):
         self.reset()
 
     def reset(self) -> None:
-        self._runs: OrderedDict[str, RunRecord] = OrderedDict()
+        # Runs are kept packed, so that full garbage collections do not walk them.
+        self._runs: OrderedDict[str, PackedRun] = OrderedDict()
         self._sessions: dict[str, SessionRecord] = {}
         self._messages: dict[str, list[MessageRecord]] = {}
         self._evicted_usage: dict[UsageKey, UsageEntry] = {}
@@ -183,19 +191,19 @@ class MemoryStore(Store):
         """Keep everything: memory needs no release, and a closed store is not used again."""
 
     def add_run(self, run: RunRecord, messages: Sequence[MessageRecord] = ()) -> None:
-        self._runs[run.id] = run.copy()
+        self._runs[run.id] = run.pack()
         self._append(run.session_id, messages)
         self._evict_finished_runs()
 
     def save_run(self, run: RunRecord, messages: Sequence[MessageRecord] = ()) -> None:
         if run.id not in self._runs:
             return
-        self._runs[run.id] = run.copy()
+        self._runs[run.id] = run.pack()
         self._append(run.session_id, messages)
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        run = self._runs.get(run_id)
-        return run.copy() if run is not None else None
+        packed = self._runs.get(run_id)
+        return RunRecord.unpack(packed) if packed is not None else None
 
     def add_session(self, session: SessionRecord) -> None:
         self._sessions[session.id] = _copy_session(session)
@@ -218,8 +226,8 @@ class MemoryStore(Store):
 
     def count_runs(self) -> dict[str, int]:
         counts = dict.fromkeys(RUN_STATUSES, 0)
-        for run in self._runs.values():
-            counts[run.status] += 1
+        for packed in self._runs.values():
+            counts[packed[PACKED_STATUS]] += 1
         return counts
 
     def count_sessions(self) -> dict[str, int]:
@@ -230,9 +238,10 @@ class MemoryStore(Store):
 
     def _live_usage(self, workspace: str) -> list[UsageEntry]:
         evicted = [e for e in self._evicted_usage.values() if e.workspace == workspace]
+        runs = (RunRecord.unpack(packed) for packed in self._runs.values())
         kept = [
             usage_of_run(run, self._price_of(run.flow_id))
-            for run in self._runs.values()
+            for run in runs
             if run.is_finished and run.workspace == workspace
         ]
         return evicted + kept
@@ -247,11 +256,11 @@ class MemoryStore(Store):
             return
         # Runs are kept in creation order, so the first finished ones are the oldest.
         evicted: list[RunRecord] = []
-        for run in self._runs.values():
+        for packed in self._runs.values():
             if len(evicted) == excess:
                 break
-            if run.is_finished:
-                evicted.append(run)
+            if packed[PACKED_STATUS] != "running":
+                evicted.append(RunRecord.unpack(packed))
         for run in evicted:
             del self._runs[run.id]
             entry = usage_of_run(run, self._price_of(run.flow_id))
