@@ -31,7 +31,6 @@ from mock_server.routing import build_routes, request_id_of
 from mock_server.runs import RunEngine
 from mock_server.scenarios import OperationScenarios, build_scenarios
 from mock_server.sessions import SessionLifecycle
-from mock_server.sqlstore import SqliteStore
 from mock_server.store import MemoryStore, Store
 from mock_server.webhooks import WebhookDispatcher
 
@@ -127,6 +126,9 @@ def _scenario_factory(spec: Spec, config: MockConfig) -> Callable[[Operation], O
 def _open_store(config: MockConfig, fixtures: Fixtures) -> Store:
     if config.state_path is None:
         return MemoryStore(fixtures, seed=config.seed, max_runs=config.max_runs)
+    # Imported only for a state file: sqlite3 adds about 1 MB to every server's memory.
+    from mock_server.sqlstore import SqliteStore
+
     return SqliteStore(config.state_path, fixtures, seed=config.seed, max_runs=config.max_runs)
 
 

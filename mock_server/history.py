@@ -11,11 +11,17 @@ from mock_server.records import RunRecord, UsageEntry
 UsageKey = tuple[str, str, dt.datetime]
 
 
-def generate_usage_history(fixtures: Fixtures, rng: random.Random) -> list[UsageEntry]:
-    """Make the finished runs of the last `usage.days` days, the same for the same seed and day."""
+def start_of_today() -> dt.datetime:
+    """Return midnight UTC of the current day."""
+    return dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def generate_usage_history(
+    fixtures: Fixtures, rng: random.Random, today: dt.datetime
+) -> list[UsageEntry]:
+    """Make the finished runs of the `usage.days` days before `today`; a seed replays them."""
     usage = fixtures.usage
     flows = {flow.id: flow for flow in fixtures.flows}
-    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     entries = []
     for day_offset in range(usage.days, 0, -1):
         day = today - dt.timedelta(days=day_offset)

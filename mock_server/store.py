@@ -17,6 +17,7 @@ from mock_server.history import (
     generate_usage_history,
     hour_key,
     merge_usage,
+    start_of_today,
     usage_of_run,
 )
 from mock_server.records import (
@@ -74,7 +75,8 @@ class Store(abc.ABC):
         self.max_runs = max_runs
         self._tokens = {token.token: token for token in fixtures.tokens}
         self._flows = {flow.id: flow for flow in fixtures.flows}
-        self._history: list[UsageEntry] = []
+        self._history: list[UsageEntry] | None = None
+        self._history_day = start_of_today()
 
     def get_token(self, token: str) -> TokenFixture | None:
         return self._tokens.get(token)
@@ -87,6 +89,10 @@ class Store(abc.ABC):
 
     def list_usage(self, workspace: str) -> list[UsageEntry]:
         """List the usage of a workspace: the generated history, then its finished runs."""
+        if self._history is None:
+            self._history = generate_usage_history(
+                self.fixtures, random.Random(self.seed), self._history_day
+            )
         history = [entry for entry in self._history if entry.workspace == workspace]
         return history + self._live_usage(workspace)
 
@@ -138,7 +144,10 @@ class Store(abc.ABC):
     def _live_usage(self, workspace: str) -> list[UsageEntry]: ...
 
     def _generate_history(self) -> None:
-        self._history = generate_usage_history(self.fixtures, random.Random(self.seed))
+        # The history is made on its first read, for the day of this call: a server that never
+        # serves usage keeps its thousands of entries (about 1.4 MB) out of memory.
+        self._history = None
+        self._history_day = start_of_today()
 
     def _price_of(self, flow_id: str) -> float:
         flow = self._flows.get(flow_id)
