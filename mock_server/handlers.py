@@ -23,6 +23,8 @@ from mock_server.streaming import follower_stream, owner_stream, replay_stream
 EVENT_STREAM = "text/event-stream"
 RUN_ID_HEADER = "X-Run-ID"
 LAST_EVENT_ID_HEADER = "Last-Event-ID"
+# Flow pages kept encoded; past this count the cache starts again, so its memory is bounded.
+MAX_CACHED_PAGES = 256
 
 
 def json_response(data: Any, status: int = 200) -> Response:
@@ -41,6 +43,10 @@ class Handlers:
 
     def __post_init__(self) -> None:
         self.flow_bodies = FlowBodies(self.base_url)
+        # Encoded flow pages by (workspace, status, limit, offset). NOTE: flows come from the
+        # fixtures and never change while the server runs; code that changes them must clear
+        # this cache.
+        self._pages: dict[tuple[str, str | None, int, int], bytes] = {}
 
     def table(self) -> dict[str, Handler]:
         return {
@@ -148,13 +154,22 @@ class Handlers:
         return json_response(run.to_json())
 
     async def list_flows(self, context: RequestContext) -> Response:
-        limit, offset, status = (context.params[k] for k in ("limit", "offset", "status"))
-        flows = [f for f in self.store.list_flows() if _is_visible(f, context.token)]
+        params = context.params
+        key = (context.token.workspace, params["status"], params["limit"], params["offset"])
+        body = self._pages.get(key)
+        if body is None:
+            body = self._flow_page(context.token, *key[1:])
+            if len(self._pages) >= MAX_CACHED_PAGES:
+                self._pages.clear()
+            self._pages[key] = body
+        return Response(body, media_type="application/json")
+
+    def _flow_page(self, token: TokenFixture, status: str | None, limit: int, offset: int) -> bytes:
+        flows = [f for f in self.store.list_flows() if _is_visible(f, token)]
         if status is not None:
             flows = [flow for flow in flows if flow.status == status]
         flows.sort(key=lambda flow: (flow.created_at, flow.id))
-        body = self.flow_bodies.page(flows[offset : offset + limit], len(flows), limit, offset)
-        return Response(body, media_type="application/json")
+        return self.flow_bodies.page(flows[offset : offset + limit], len(flows), limit, offset)
 
     async def get_flow(self, context: RequestContext) -> Response:
         flow = self.engine.find_flow(context.params["flow_id"], context.token)

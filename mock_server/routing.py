@@ -38,6 +38,7 @@ REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Request ids only need to be unique, not secret: a generator seeded once from the system's
 # entropy saves a system call on every request.
 _REQUEST_IDS = random.Random(os.urandom(16))
+_NO_VALUES: dict[str, str] = {}
 
 
 @dataclass
@@ -229,7 +230,8 @@ def _source(request: Request, location: str) -> Any:
     if location == "path":
         return request.path_params
     if location == "query":
-        return request.query_params
+        # Parsing an empty query string still builds a `QueryParams`; most requests have none.
+        return request.query_params if request.scope["query_string"] else _NO_VALUES
     if location == "header":
         return request.headers
     return request.cookies
