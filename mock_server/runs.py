@@ -208,25 +208,23 @@ class RunEngine:
     async def run_to_end(self, plan: RunPlan, pacing: Pacing) -> RunRecord:
         """Produce a run's output at its pace and return the finished run."""
         try:
-            await self.produce(plan, pacing)
+            await self.produce(plan, pacing, stream_tokens=False)
         finally:
             # Reached with the run still going only when the request is cancelled.
             self.abandon(plan, EXECUTION_FAILED, "The request was cancelled before the run ended.")
         return plan.run.copy()
 
-    async def produce(self, plan: RunPlan, pacing: Pacing) -> None:
-        """Add the run's tokens at the given pace, then finish it; stop once it has finished."""
+    async def produce(self, plan: RunPlan, pacing: Pacing, stream_tokens: bool = True) -> None:
+        """Add the run's tokens at the given pace, then finish it; stop once it has finished.
+
+        With `stream_tokens` false and no pacing, nothing can follow the run before it ends,
+        so its output is added at once, without an event per token.
+        """
         try:
-            # Unpaced runs (pacing 0) do not yield to the event loop between tokens: each
-            # yield is a pass through the loop, which cost more than producing the token.
-            if pacing.first_token:
-                await asyncio.sleep(pacing.first_token)
-            for index in range(plan.stop):
-                if index and pacing.between_tokens:
-                    await asyncio.sleep(pacing.between_tokens)
-                if plan.run.is_finished:
-                    return
-                self._advance(plan, index + 1)
+            if stream_tokens or pacing.first_token or pacing.between_tokens:
+                await self._advance_paced(plan, pacing)
+            else:
+                self._advance_all(plan)
             if plan.run.is_finished:
                 return
             if plan.fail_after is not None:
@@ -236,6 +234,27 @@ class RunEngine:
         except Exception:
             logger.exception("Run %s failed inside the mock server.", plan.run.id)
             self.fail(plan, EXECUTION_FAILED, INTERNAL_FAILURE_MESSAGE)
+
+    async def _advance_paced(self, plan: RunPlan, pacing: Pacing) -> None:
+        # Unpaced runs (pacing 0) do not yield to the event loop between tokens: each
+        # yield is a pass through the loop, which cost more than producing the token.
+        if pacing.first_token:
+            await asyncio.sleep(pacing.first_token)
+        for index in range(plan.stop):
+            if index and pacing.between_tokens:
+                await asyncio.sleep(pacing.between_tokens)
+            if plan.run.is_finished:
+                return
+            self._advance(plan, index + 1)
+
+    def _advance_all(self, plan: RunPlan) -> None:
+        # A stream attaches to a live run only between two awaits, and this run has none.
+        run = plan.run
+        stop = plan.stop
+        if stop:
+            run.output += "".join(plan.tokens[:stop])
+            run.usage.completion_tokens = stop
+            run.progress = 100 * stop // len(plan.tokens)
 
     def _advance(self, plan: RunPlan, sent: int) -> None:
         run = plan.run

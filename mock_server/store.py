@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import abc
+import os
 import random
-import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -44,12 +44,18 @@ class IdGenerator:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last = 0
+        # Ids need to be unique, not secret: a generator seeded once from the system's entropy
+        # saves a system call per id.
+        self._random = random.Random(os.urandom(16))
+        # A forked child reseeds, so that it never repeats its parent's random parts.
+        os.register_at_fork(after_in_child=lambda: self._random.seed(os.urandom(16)))
 
     def new(self, prefix: str) -> str:
         with self._lock:
             self._last = max(time.time_ns() // 1000, self._last + 1)
             stamp = self._last
-        return f"{prefix}_{stamp:x}{secrets.token_hex(4)}"
+            suffix = self._random.getrandbits(32)
+        return f"{prefix}_{stamp:x}{suffix:08x}"
 
 
 _IDS = IdGenerator()
