@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -153,7 +154,11 @@ def parse_json_body(raw: bytes) -> Any:
         reason = f"invalid UTF-8 at byte {exc.start}"
         raise _body_error(f"Request body is not valid UTF-8 ({reason}).", "/", reason) from exc
     try:
-        data = json.loads(text)
+        data = json.loads(
+            text, parse_constant=_reject_constant, parse_int=_parse_int, parse_float=_parse_float
+        )
+    except _NumberRejected as exc:
+        raise _body_error(f"{exc.headline}: {exc.reason}.", "/", exc.reason) from exc
     except json.JSONDecodeError as exc:
         reason = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
         raise _body_error(f"Request body is not valid JSON: {reason}.", "/", reason) from exc
@@ -168,6 +173,40 @@ def parse_json_body(raw: bytes) -> Any:
         reason = f"expected a JSON object, got {kind}"
         raise _body_error(f"Request body must be a JSON object, got {kind}.", "/", reason)
     return data
+
+
+# Python's int() refuses longer digit strings (CVE-2020-10735); JSON allows them.
+MAX_INTEGER_DIGITS = 4300
+
+
+class _NumberRejected(Exception):
+    """A number token that JSON forbids or that cannot be held, raised from a json.loads hook."""
+
+    def __init__(self, reason: str, headline: str = "Request body has a number out of range") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.headline = headline
+
+
+def _reject_constant(name: str) -> Any:
+    reason = f"{name} is not a JSON number (JSON has no NaN or Infinity)"
+    raise _NumberRejected(reason, "Request body is not valid JSON")
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INTEGER_DIGITS:
+        raise _NumberRejected(
+            f"an integer has {digits} digits, more than the {MAX_INTEGER_DIGITS} allowed"
+        )
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _NumberRejected(f"number {shorten(text, 40)} is too large for a double")
+    return value
 
 
 def _has_lone_surrogate(data: Any) -> bool:
