@@ -222,3 +222,25 @@ def test_concurrent_turns_keep_history_whole(
     assert all(
         positions[run["output"]] > positions[text] for run, text in zip(runs, inputs, strict=True)
     )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"flow_id": "flow_abc123", "user_id": "\\ud800"}',
+        b'{"flow_id": "flow_abc123", "metadata": {"\\udfff": 1}}',
+        b'{"flow_id": "flow_abc123", "metadata": {"k": "x\\ud83d"}}',
+    ],
+    ids=["user-id", "metadata-key", "metadata-value"],
+)
+def test_lone_surrogate_session_is_not_stored(client: TestClient, body: bytes) -> None:
+    before = client.get("/_mock/state").json()["sessions"]["total"]
+
+    response = client.post(
+        "/v1/sessions", content=body, headers={**auth(), "Content-Type": "application/json"}
+    )
+
+    after = client.get("/_mock/state").json()["sessions"]["total"]
+    assert response.status_code == 400
+    assert "surrogate" in response.json()["error"]["details"]["reason"]
+    assert after == before
