@@ -27,6 +27,7 @@ from mock_server.validation import (
     JSON_MEDIA_TYPE,
     RequestRules,
     check_body,
+    check_content_encoding,
     check_parameters,
     compile_rules,
     invalid_request,
@@ -197,6 +198,7 @@ class OperationEndpoint:
             )
         if content_type is not None:
             _check_content_type(content_type)
+        check_content_encoding(request.headers.get("content-encoding"))
         return parse_json_body(raw)  # type: ignore[no-any-return]
 
 

@@ -144,6 +144,26 @@ def shorten(text: str, limit: int = MAX_REASON_CHARS) -> str:
     return f"{text[:half]}...{text[-half:]}"
 
 
+def check_content_encoding(header: str | None) -> None:
+    """Refuse a compressed body with 415: the mock reads only uncompressed JSON."""
+    if header is None:
+        return
+    codings = [coding.strip().lower() for coding in header.split(",") if coding.strip()]
+    if all(coding == "identity" for coding in codings):
+        return
+    shown = shorten(header, 40)
+    raise ApiError(
+        415,
+        f"Content-Encoding {shown!r} is not supported; send the JSON body uncompressed.",
+        {
+            "field": "Content-Encoding",
+            "location": "header",
+            "reason": "unsupported content coding",
+            "allowed": ["identity"],
+        },
+    )
+
+
 def parse_json_body(raw: bytes) -> Any:
     """Decode a request body that must be one JSON object, raising a 400 that says why not."""
     if not raw.strip():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
 
 import pytest
@@ -152,6 +153,28 @@ CASES: list[tuple[str, str, str, dict[str, str], bytes | None, int, str, str, st
         "UNSUPPORTED_MEDIA_TYPE",
         "Content-Type",
         "unsupported",
+    ),
+    (
+        "gzip-body",
+        "POST",
+        RUN,
+        {**JSON, "Content-Encoding": "gzip"},
+        gzip.compress(b'{"input": "a"}'),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "Content-Encoding",
+        "content coding",
+    ),
+    (
+        "br-body",
+        "POST",
+        "/v1/sessions",
+        {**JSON, "Content-Encoding": "br"},
+        b'{"flow_id": "flow_abc123"}',
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "Content-Encoding",
+        "content coding",
     ),
     (
         "limit-zero",
@@ -383,6 +406,14 @@ def test_oversized_body_is_413(make_client: Any) -> None:
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
     assert response.json()["error"]["details"]["max_bytes"] == 64
+
+
+def test_identity_content_encoding_is_accepted(client: TestClient) -> None:
+    headers = {**auth(), **JSON, "Content-Encoding": "identity"}
+
+    response = client.post(RUN, content=b'{"input": "hi"}', headers=headers)
+
+    assert response.status_code == 200
 
 
 def test_json_with_utf8_charset_is_accepted(client: TestClient) -> None:
