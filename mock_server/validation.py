@@ -23,9 +23,11 @@ class Problem:
     location: str
     field: str
     reason: str
+    # More details for the client, such as `allowed` values.
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def to_json(self) -> dict[str, str]:
-        return {"field": self.field, "location": self.location, "reason": self.reason}
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "location": self.location, "reason": self.reason, **self.extra}
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class ParameterRule:
     types: frozenset[str]
     default: Any
     validator: Any = field(repr=False)
+    # What a valid value looks like, said in words, for schemas whose own message is vague.
+    expected: str | None = None
+    bounds: tuple[Any, Any] = (None, None)
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,23 @@ def _compile_parameter(spec: Spec, parameter: dict[str, Any]) -> ParameterRule:
         types=types,
         default=resolved.get("default"),
         validator=jsonschema_rs.validator_for(spec.schema_of(schema), validate_formats=True),
+        expected=_formats_in_words(resolved),
+        bounds=(resolved.get("minimum"), resolved.get("maximum")),
     )
+
+
+FORMAT_WORDS = {
+    "date-time": "an RFC 3339 date-time with an offset (such as 2024-01-31T23:59:59Z)",
+    "date": "a date YYYY-MM-DD",
+}
+
+
+def _formats_in_words(schema: dict[str, Any]) -> str | None:
+    options = schema.get("anyOf") or schema.get("oneOf") or [schema]
+    formats = [option.get("format") for option in options if isinstance(option, dict)]
+    if not formats or not all(name in FORMAT_WORDS for name in formats):
+        return None
+    return " or ".join(FORMAT_WORDS[name] for name in formats)
 
 
 def coerce(raw: str, types: frozenset[str]) -> Any:
@@ -112,20 +133,65 @@ def check_parameters(
     values: dict[str, Any] = {}
     problems: list[Problem] = []
     for rule in rules.parameters:
-        raw = sources[rule.location].get(rule.name)
+        source = sources[rule.location]
+        raw = source.get(rule.name)
         if raw is None:
             if rule.required:
                 problems.append(Problem(rule.location, rule.name, "required parameter is missing"))
             else:
                 values[rule.name] = rule.default
             continue
-        value = coerce(raw, rule.types)
-        error = next(rule.validator.iter_errors(value), None)
-        if error is not None:
-            problems.append(Problem(rule.location, rule.name, _describe(error, raw)))
-            continue
-        values[rule.name] = value
+        problem = _repeated(rule, source) or _out_of_range(rule, raw)
+        if problem is None:
+            value = coerce(raw, rule.types)
+            error = next(rule.validator.iter_errors(value), None)
+            if error is None:
+                values[rule.name] = value
+                continue
+            problem = _parameter_problem(rule, error, raw)
+        problems.append(problem)
     return values, problems
+
+
+def _repeated(rule: ParameterRule, source: Any) -> Problem | None:
+    # Only the query string can repeat a name; an array parameter may, others must not.
+    if rule.location != "query" or "array" in rule.types:
+        return None
+    count = len(source.getlist(rule.name))
+    if count < 2:
+        return None
+    reason = f"given more than once ({count} times); send it once"
+    return Problem(rule.location, rule.name, reason)
+
+
+def _out_of_range(rule: ParameterRule, raw: str) -> Problem | None:
+    digits = raw[1:] if raw[:1] in "+-" else raw
+    if "integer" not in rule.types or _is_integer(raw) or not digits.isdigit():
+        return None
+    if not digits.isascii():
+        return None
+    low, high = rule.bounds
+    limits = f"between {low} and {high}" if low is not None and high is not None else "smaller"
+    reason = f"integer with {len(digits)} digits is out of range (expected {limits})"
+    return Problem(rule.location, rule.name, reason)
+
+
+def _parameter_problem(rule: ParameterRule, error: Any, raw: str) -> Problem:
+    kind = type(error.kind).__name__
+    if kind == "Enum":
+        return _enum_problem(rule.location, rule.name, error, repr(raw))
+    if rule.expected is not None and kind in ("AnyOf", "OneOf", "Format"):
+        reason = f"{shorten(repr(raw), 60)} is not {rule.expected}"
+        return Problem(rule.location, rule.name, reason)
+    return Problem(rule.location, rule.name, _describe(error, raw))
+
+
+def _enum_problem(location: str, name: str, error: Any, shown: str) -> Problem:
+    # The library's message names two values and counts the rest; list them all.
+    allowed = list(error.kind.options)
+    listed = ", ".join(json.dumps(option) for option in allowed)
+    reason = f"{shorten(shown, 60)} is not one of {listed}"
+    return Problem(location, name, shorten(reason), {"allowed": allowed})
 
 
 MAX_REASON_CHARS = 300
@@ -260,7 +326,12 @@ def check_body(rules: RequestRules, data: Any) -> list[Problem]:
     for error in rules.body_validator.iter_errors(data):
         path = list(error.instance_path)
         pointer = "/" + "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in path)
-        problems.append(Problem("body", _pointer_of(error, pointer), shorten(str(error.message))))
+        where = _pointer_of(error, pointer)
+        if type(error.kind).__name__ == "Enum":
+            shown = json.dumps(error.instance, ensure_ascii=False)
+            problems.append(_enum_problem("body", where, error, shown))
+            continue
+        problems.append(Problem("body", where, shorten(str(error.message))))
     return problems
 
 

@@ -262,7 +262,29 @@ CASES: list[tuple[str, str, str, dict[str, str], bytes | None, int, str, str, st
         400,
         "INVALID_REQUEST",
         "start_date",
-        "",
+        "RFC 3339 date-time with an offset (such as 2024-01-31T23:59:59Z) or a date YYYY-MM-DD",
+    ),
+    (
+        "limit-huge",
+        "GET",
+        "/v1/flows?limit=" + "9" * 5000,
+        {},
+        None,
+        400,
+        "INVALID_REQUEST",
+        "limit",
+        "out of range (expected between 1 and 100)",
+    ),
+    (
+        "status-repeated",
+        "GET",
+        "/v1/flows?status=published&status=draft",
+        {},
+        None,
+        400,
+        "INVALID_REQUEST",
+        "status",
+        "given more than once",
     ),
     (
         "end-before-start",
@@ -414,6 +436,24 @@ def test_identity_content_encoding_is_accepted(client: TestClient) -> None:
     response = client.post(RUN, content=b'{"input": "hi"}', headers=headers)
 
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/v1/flows?status=archived", ["published", "draft"]),
+        ("/v1/analytics/usage?granularity=year", ["hour", "day", "week", "month"]),
+    ],
+    ids=["status", "granularity"],
+)
+def test_enum_error_lists_every_allowed_value(
+    client: TestClient, path: str, allowed: list[str]
+) -> None:
+    response = client.get(path, headers=auth())
+
+    details = response.json()["error"]["details"]
+    assert details["allowed"] == allowed
+    assert "candidates" not in details["reason"]
 
 
 def test_json_with_utf8_charset_is_accepted(client: TestClient) -> None:
