@@ -138,7 +138,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         error = ApiError(
             405,
             f"Method {request.method} is not allowed on {request.url.path}; allowed: {allow}.",
-            {"field": "method", "reason": "method not allowed", "allowed": allow.split(", ")},
+            {
+                "field": "method",
+                "location": "method",
+                "reason": "method not allowed",
+                "allowed": allow.split(", "),
+            },
             headers={"Allow": allow},
         )
     elif exc.status_code == 404:

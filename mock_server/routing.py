@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -286,12 +287,41 @@ def build_routes(
         routes.append(
             Route(path, endpoint.__call__, methods=[operation.method], name=operation.operation_id)
         )
-    return _merge_methods(routes)
+    merged = _merge_methods(routes)
+    return _method_guards(merged) + merged
 
 
 def _needs_token(spec: Spec, operation: Operation) -> bool:
     requirements = operation.definition.get("security", spec.document.get("security")) or []
     return bool(requirements) and all(requirement for requirement in requirements)
+
+
+def _method_guards(routes: list[Route]) -> list[Route]:
+    """Answer 405 on a fixed path for the methods of a templated path that also matches it.
+
+    Without a guard, `DELETE /_mock/webhooks/deliveries` would reach
+    `DELETE /_mock/webhooks/{endpoint_id}` and fail as a malformed id.
+    """
+    guards = []
+    for route in routes:
+        if route.param_convertors:
+            continue
+        own = set(route.methods or ())
+        shadowing = set()
+        for other in routes:
+            if other is not route and other.path_regex.match(route.path):
+                shadowing |= set(other.methods or ()) - own
+        if shadowing:
+            allow = ", ".join(sorted(own))
+            guards.append(Route(route.path, _not_allowed(allow), methods=sorted(shadowing)))
+    return guards
+
+
+def _not_allowed(allow: str) -> Callable[[Request], Awaitable[Response]]:
+    async def refuse(request: Request) -> Response:
+        raise HTTPException(405, headers={"Allow": allow})
+
+    return refuse
 
 
 def _merge_methods(routes: list[Route]) -> list[Route]:

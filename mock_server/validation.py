@@ -268,7 +268,9 @@ MAX_INTEGER_DIGITS = 4300
 class _NumberRejected(Exception):
     """A number token that JSON forbids or that cannot be held, raised from a json.loads hook."""
 
-    def __init__(self, reason: str, headline: str = "Request body has a number out of range") -> None:
+    def __init__(
+        self, reason: str, headline: str = "Request body has a number out of range"
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.headline = headline

@@ -469,6 +469,7 @@ def test_wrong_method_lists_allowed(client: TestClient) -> None:
 
     assert response.status_code == 405
     assert response.headers["Allow"] == "POST"
+    assert response.json()["error"]["details"]["location"] == "method"
 
 
 def test_several_problems_are_all_listed(client: TestClient) -> None:

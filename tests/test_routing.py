@@ -105,3 +105,19 @@ def test_empty_success_answers_without_body(
 
     assert response.status_code == 204
     assert response.content == b""
+
+
+def test_fixed_path_refuses_templated_methods(client: TestClient) -> None:
+    response = client.delete("/_mock/webhooks/deliveries")
+
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD"
+    assert response.json()["error"]["details"]["allowed"] == ["GET", "HEAD"]
+
+
+def test_templated_path_still_takes_other_ids(client: TestClient) -> None:
+    added = client.post("/_mock/webhooks", json={"url": "http://127.0.0.1:4011/"})
+
+    removed = client.delete(f"/_mock/webhooks/{added.json()['id']}")
+
+    assert removed.status_code == 204
