@@ -33,6 +33,7 @@ from mock_server.validation import (
     compile_rules,
     invalid_request,
     parse_json_body,
+    shorten,
 )
 
 logger = logging.getLogger("broxi_mock.server")
@@ -156,7 +157,8 @@ class OperationEndpoint:
         if media_type is None:
             raise field_error(
                 406,
-                f"Cannot answer with any media type of Accept {request.headers.get('accept')!r}; "
+                f"Cannot answer with any media type of Accept "
+                f"{shorten(request.headers.get('accept') or '', 80)!r}; "
                 f"this operation returns {', '.join(self.response_media_types)}.",
                 "Accept",
                 "header",
@@ -219,7 +221,8 @@ def _check_content_type(content_type: str) -> None:
     if essence != JSON_MEDIA_TYPE or charset not in ("utf-8", "utf8"):
         raise field_error(
             415,
-            f"Content-Type {content_type!r} is not supported; send 'application/json'.",
+            f"Content-Type {shorten(content_type, 80)!r} is not supported; "
+            "send 'application/json'.",
             "Content-Type",
             "header",
             "unsupported media type",

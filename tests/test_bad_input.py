@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import auth
+from tests.conftest import PRO_TOKEN, auth
 
 RUN = "/v1/flows/flow_abc123/run"
 JSON = {"Content-Type": "application/json"}
@@ -503,6 +503,33 @@ def test_bad_token_is_401(client: TestClient, header: str | None, reason: str) -
     assert response.json()["error"]["code"] == "UNAUTHORIZED"
     assert response.json()["error"]["details"]["reason"] == reason
     assert "not-a-real-token" not in response.text
+
+
+def test_bare_token_is_not_echoed(client: TestClient) -> None:
+    response = client.get("/v1/flows", headers={"Authorization": PRO_TOKEN})
+
+    assert response.status_code == 401
+    assert response.json()["error"]["details"]["reason"] == "unsupported scheme"
+    assert PRO_TOKEN not in response.text
+    assert PRO_TOKEN[:12] not in response.text
+
+
+def test_long_accept_is_capped_in_message(client: TestClient) -> None:
+    accept = "text/" + "x" * 5000
+
+    response = client.get("/v1/flows", headers={**auth(), "Accept": accept})
+
+    assert response.status_code == 406
+    assert len(response.json()["error"]["message"]) < 300
+
+
+def test_long_content_type_is_capped_in_message(client: TestClient) -> None:
+    headers = {**auth(), "Content-Type": "text/" + "x" * 5000}
+
+    response = client.post(RUN, content=b'{"input": "a"}', headers=headers)
+
+    assert response.status_code == 415
+    assert len(response.json()["error"]["message"]) < 300
 
 
 def test_head_works_on_get_routes(client: TestClient) -> None:
