@@ -115,7 +115,8 @@ class CorsMiddleware(CORSMiddleware):
         if not self.is_allowed_origin(origin=origin):
             return ApiError(
                 403,
-                f"CORS preflight from origin {shorten(origin, 80)!r} is not allowed; allowed origins: "
+                f"CORS preflight from origin {shorten(origin, 80)!r} is not allowed; "
+                "allowed origins: "
                 f"{', '.join(self.origin_patterns) or 'none'}.",
                 {
                     "field": "Origin",
