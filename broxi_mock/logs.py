@@ -30,7 +30,7 @@ def _escape_one(match: re.Match[str]) -> str:
 class TextFormatter(logging.Formatter):
     """Format a record as one text line; control characters in the message are escaped."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+    def formatMessage(self, record: logging.LogRecord) -> str:
         line = super().formatMessage(record)
         return escape_controls(line)
 
