@@ -33,6 +33,7 @@ from mock_server.scenarios import OperationScenarios, build_scenarios
 from mock_server.sessions import SessionLifecycle
 from mock_server.sqlstore import SqliteStore
 from mock_server.store import MemoryStore, Store
+from mock_server.streaming import SHUTDOWN_MESSAGE
 from mock_server.webhooks import WebhookDispatcher
 
 logger = logging.getLogger("broxi_mock.server")
@@ -79,6 +80,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         try:
             yield
         finally:
+            engine.stop_all(SHUTDOWN_MESSAGE)
             await sessions.stop()
             await webhooks.stop()
             store.close()

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from broxi_mock.spec import Operation, Spec
 from mock_server.analytics import usage_report
+from mock_server.attended import run_attended
 from mock_server.config import MockConfig
 from mock_server.encoding import encode_json
 from mock_server.errors import ApiError, field_error
@@ -72,7 +73,9 @@ class Handlers:
         plan = self.engine.plan(
             context.params["flow_id"], context.token, body["input"], body.get("session_id")
         )
-        run = await self.engine.run_to_end(plan, self._pacing(plan.flow))
+        run = await run_attended(
+            self.engine, plan, self._pacing(plan.flow), context.request.receive
+        )
         return json_response(run.to_json())
 
     async def stream_flow(self, context: RequestContext) -> Response:

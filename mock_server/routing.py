@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
 from broxi_mock.spec import Operation, Spec
 from mock_server.auth import authenticate
-from mock_server.errors import ApiError, error_response, field_error
+from mock_server.errors import ApiError, client_gone, error_response, field_error
 from mock_server.fixtures import TokenFixture
 from mock_server.negotiation import choose_media_type, parse_media_type
 from mock_server.ratelimit import RateLimiter, rate_limited_error
@@ -182,11 +182,14 @@ class OperationEndpoint:
             raise _too_large(self.max_body_bytes)
         chunks = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise _too_large(self.max_body_bytes)
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise _too_large(self.max_body_bytes)
+                chunks.append(chunk)
+        except ClientDisconnect as exc:
+            raise client_gone("The client closed the connection while sending the body.") from exc
         raw = b"".join(chunks)
         if not raw and not self.rules.body_required:
             return None

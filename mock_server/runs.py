@@ -110,6 +110,11 @@ class RunEngine:
             )
         return flow
 
+    def stop_all(self, message: str) -> None:
+        """Fail every run still in flight, as the server stops."""
+        for plan in list(self.live.values()):
+            self.abandon(plan, EXECUTION_FAILED, message)
+
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return a copy of a run, with the progress and output so far while it runs."""
         plan = self.live.get(run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ class Problem:
     field: str
     reason: str
     # More details for the client, such as `allowed` values.
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"field": self.field, "location": self.location, "reason": self.reason, **self.extra}
@@ -100,7 +101,7 @@ FORMAT_WORDS = {
 
 def _formats_in_words(schema: dict[str, Any]) -> str | None:
     options = schema.get("anyOf") or schema.get("oneOf") or [schema]
-    formats = [option.get("format") for option in options if isinstance(option, dict)]
+    formats = [str(option.get("format")) for option in options if isinstance(option, dict)]
     if not formats or not all(name in FORMAT_WORDS for name in formats):
         return None
     return " or ".join(FORMAT_WORDS[name] for name in formats)
