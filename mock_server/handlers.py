@@ -181,6 +181,7 @@ class Handlers:
             user_id=body.get("user_id"),
             created_at=utc_now(),
             metadata=body.get("metadata") or {},
+            workspace=context.token.workspace,
         )
         self.store.add_session(session)
         self.engine.events.emit(
@@ -196,7 +197,8 @@ class Handlers:
 
     async def get_session_history(self, context: RequestContext) -> Response:
         session_id = context.params["session_id"]
-        if self.store.get_session(session_id) is None:
+        session = self.store.get_session(session_id)
+        if session is None or session.workspace != context.token.workspace:
             raise field_error(
                 404, f"Session {session_id!r} not found.", "session_id", "path", "not found"
             )
