@@ -25,7 +25,7 @@ async def run_attended(
 ) -> RunRecord:
     """Produce a plain run at its pace; raise a 499 when the client leaves before the end."""
     if not pacing.first_token and not pacing.between_tokens:
-        # An unpaced run ends without yielding, so nobody can leave or stop it midway.
+        # An unpaced run ends without yielding to the event loop, so nothing can stop it midway.
         return await engine.run_to_end(plan, pacing)
     engine.start(plan, pacing)
     watcher = asyncio.create_task(_client_left(receive))

@@ -324,10 +324,10 @@ def _method_guards(routes: list[Route]) -> list[Route]:
 
 
 def _not_allowed(allow: str) -> Callable[[Request], Awaitable[Response]]:
-    async def refuse(request: Request) -> Response:
+    async def reject(request: Request) -> Response:
         raise HTTPException(405, headers={"Allow": allow})
 
-    return refuse
+    return reject
 
 
 def _merge_methods(routes: list[Route]) -> list[Route]:

@@ -212,7 +212,7 @@ def shorten(text: str, limit: int = MAX_REASON_CHARS) -> str:
 
 
 def check_content_encoding(header: str | None) -> None:
-    """Refuse a compressed body with 415: the mock reads only uncompressed JSON."""
+    """Reject a compressed body with 415, because the mock reads only uncompressed JSON."""
     if header is None:
         return
     codings = [coding.strip().lower() for coding in header.split(",") if coding.strip()]

@@ -111,7 +111,7 @@ def test_empty_success_answers_without_body(
     assert response.content == b""
 
 
-def test_fixed_path_refuses_templated_methods(client: TestClient) -> None:
+def test_fixed_path_rejects_templated_methods(client: TestClient) -> None:
     response = client.delete("/_mock/webhooks/deliveries")
 
     assert response.status_code == 405
