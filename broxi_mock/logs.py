@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import threading
 import time
 from typing import Any, TextIO
@@ -15,13 +16,35 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FLUSH_INTERVAL_S = 0.05
 
 
+# C0 and C1 controls, DEL and the Unicode line separators: a client could forge log lines
+# with them, or hide text from a terminal.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """Write control characters as escapes, so that client text cannot start a new log line."""
+    return _CONTROLS.sub(_escape_one, text)
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 class TextFormatter(logging.Formatter):
-    """The text format, with the time of day formatted once per second, not once per line."""
+    """Format a record as one text line; control characters in the message are escaped.
+
+    The date and time of day are formatted once per second, not once per line.
+    """
 
     def __init__(self, fmt: str = TEXT_FORMAT) -> None:
         super().__init__(fmt)
         self._second = -1
         self._stamp = ""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        return escape_controls(line)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
@@ -95,7 +118,7 @@ def logging_config(level: str, log_format: str, access_log: bool = True) -> dict
     each request is logged once.
     """
     formatter: dict[str, Any] = (
-        {"()": JsonFormatter} if log_format == "json" else {"()": TextFormatter}
+        {"()": JsonFormatter} if log_format == "json" else {"()": TextFormatter, "fmt": TEXT_FORMAT}
     )
     level_name = level.upper()
     return {

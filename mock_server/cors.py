@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from broxi_mock.errors import ConfigError
 from mock_server.errors import ApiError, error_response
 from mock_server.routing import assign_request_id
+from mock_server.validation import shorten
 
 DEFAULT_ORIGINS = (
     "http://localhost",
@@ -114,7 +115,8 @@ class CorsMiddleware(CORSMiddleware):
         if not self.is_allowed_origin(origin=origin):
             return ApiError(
                 403,
-                f"CORS preflight from origin {origin!r} is not allowed; allowed origins: "
+                f"CORS preflight from origin {shorten(origin, 80)!r} is not allowed; "
+                "allowed origins: "
                 f"{', '.join(self.origin_patterns) or 'none'}.",
                 {
                     "field": "Origin",
@@ -126,7 +128,7 @@ class CorsMiddleware(CORSMiddleware):
         method = headers["access-control-request-method"]
         return ApiError(
             405,
-            f"CORS preflight asks for method {method!r}, which no route serves; "
+            f"CORS preflight asks for method {shorten(method, 40)!r}, which no route serves; "
             f"allowed: {', '.join(self.allow_methods)}.",
             {
                 "field": "Access-Control-Request-Method",

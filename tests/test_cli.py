@@ -130,3 +130,11 @@ def test_bad_rate_limit_flag_is_usage_error() -> None:
     assert code == 2
     assert "--rate-limit" in output
     assert "'fast'" in output
+
+
+def test_huge_stream_delay_is_usage_error() -> None:
+    code, output = run_cli("serve", "--stream-delay-ms", "60001")
+
+    assert code == 2
+    assert "--stream-delay-ms" in output
+    assert "0<=x<=60000" in output

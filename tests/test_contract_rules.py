@@ -225,3 +225,24 @@ def test_history_needs_message_then_reply() -> None:
     problems = history_problems(messages, "Hi", "Hello", "curl x")
 
     assert titles(problems) == ["Session history lacks the reply"]
+
+
+def test_history_allows_interleaved_turns() -> None:
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "user", "content": "Other question"},
+        {"role": "assistant", "content": "Other answer"},
+        {"role": "assistant", "content": "Hello"},
+    ]
+
+    problems = history_problems(messages, "Hi", "Hello", "curl x")
+
+    assert problems == []
+
+
+def test_history_reply_before_message_fails() -> None:
+    messages = [{"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Hi"}]
+
+    problems = history_problems(messages, "Hi", "Hello", "curl x")
+
+    assert titles(problems) == ["Session history lacks the reply"]
