@@ -40,11 +40,18 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / 4) if text else 0
 
 
+# Replies kept for repeated inputs; past this count the cache starts again. Inputs longer than
+# MAX_CACHED_INPUT_CHARS are not kept, so the cache stays within a few MB.
+MAX_CACHED_REPLIES = 1024
+MAX_CACHED_INPUT_CHARS = 500
+
+
 class ReplyWriter:
     """Writes a flow's reply to an input, given the earlier turns of its session."""
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
+        self._replies: dict[tuple[str, str, tuple[str, ...]], tuple[FlowFixture, str]] = {}
         self._writers: dict[str, Callable[[FlowFixture, str, list[str], random.Random], str]] = {
             "support": _support_reply,
             "summarizer": _summary_reply,
@@ -56,9 +63,21 @@ class ReplyWriter:
 
     def write(self, flow: FlowFixture, text: str, earlier_inputs: list[str]) -> str:
         """Return the reply of `flow` to `text`."""
+        # A reply depends only on the flow, the input and the earlier inputs, so repeated
+        # inputs (a client or a load test sending the same prompt) reuse it.
+        cacheable = len(text) + sum(map(len, earlier_inputs)) <= MAX_CACHED_INPUT_CHARS
+        cache_key = (flow.id, text, tuple(earlier_inputs))
+        cached = self._replies.get(cache_key) if cacheable else None
+        if cached is not None and cached[0] is flow:
+            return cached[1]
         key = f"{self.seed}:{flow.id}:{len(earlier_inputs)}:{text}".encode()
         rng = random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
-        return self._writers[flow.kind](flow, text, earlier_inputs, rng)
+        reply = self._writers[flow.kind](flow, text, earlier_inputs, rng)
+        if cacheable:
+            if len(self._replies) >= MAX_CACHED_REPLIES:
+                self._replies.clear()
+            self._replies[cache_key] = (flow, reply)
+        return reply
 
 
 _FAKERS: list[Faker] = []
