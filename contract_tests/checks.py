@@ -131,10 +131,14 @@ class StreamingCheck(KitCheck):
         problems = error_stream_problems(exchange.status, exchange.headers)
         if exchange.status == 200:
             reading, found = stream_problems(
-                exchange.contract, exchange.headers, response.content, response.stream_cut_short
+                exchange.contract,
+                exchange.headers,
+                response.content,
+                response.stream_cut_short,
+                exchange.is_resumed,
             )
             problems += found
-            if not found:
+            if not found and not exchange.is_resumed:
                 problems += self._agreement(exchange, reading)
         if exchange.operation_id == "streamFlow" and not self.probed and exchange.is_success:
             self.probed = True

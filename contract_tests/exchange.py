@@ -60,6 +60,11 @@ class Exchange:
         value = self.response.request.headers.get("Authorization")
         return value if isinstance(value, str) else None
 
+    @property
+    def is_resumed(self) -> bool:
+        """Return whether the request resumed an earlier stream with `X-Run-ID`."""
+        return bool(self.response.request.headers.get("X-Run-ID"))
+
     def sent(self, name: str) -> Any:
         """Return a top-level field of the JSON body the request sent, or None."""
         body = self.case.body

@@ -200,6 +200,9 @@ class StateCheck(KitCheck):
         reading, broken = stream_problems(
             exchange.contract, exchange.headers, exchange.response.content, False
         )
+        if exchange.is_resumed:
+            # A resumed stream replays an earlier run, so it adds nothing to the session.
+            return problems
         if broken or reading.terminal is None:
             # The streaming check reports a broken stream; there is no finished run to compare.
             return problems

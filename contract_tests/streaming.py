@@ -44,7 +44,11 @@ def error_stream_problems(status: int, headers: Mapping[str, str]) -> list[Probl
 
 
 def stream_problems(
-    contract: Contract, headers: Mapping[str, str], content: bytes | None, cut_short: bool
+    contract: Contract,
+    headers: Mapping[str, str],
+    content: bytes | None,
+    cut_short: bool,
+    resumed: bool = False,
 ) -> tuple[StreamReading, list[Problem]]:
     """Check a 200 response that must be an event stream; return what it said and its problems."""
     reading = StreamReading()
@@ -66,7 +70,10 @@ def stream_problems(
     payloads, payload_problems = _payloads(contract, stream.events)
     problems += payload_problems
     reading.payloads = payloads
-    problems += _order_problems(payloads, cut_short)
+    # A resumed stream (`X-Run-ID`) starts after the client's last event, so it has no `start`
+    # and its order is checked only by its framing and payloads.
+    if not resumed:
+        problems += _order_problems(payloads, cut_short)
     problems += _run_id_problems(payloads, reading)
     return reading, problems
 
@@ -165,6 +172,8 @@ def _run_id_problems(payloads: list[dict[str, Any]], reading: StreamReading) -> 
     if payloads and payloads[0].get("type") == "start":
         reading.run_id = payloads[0].get("run_id")
         reading.flow_id = payloads[0].get("flow_id")
+    elif run_ids:
+        reading.run_id = run_ids[0]
     reading.output = "".join(
         str(payload.get("content", "")) for payload in payloads if payload.get("type") == "token"
     )

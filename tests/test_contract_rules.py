@@ -159,6 +159,23 @@ def test_stream_without_start_is_reported(contract: Contract) -> None:
     assert "Stream does not open with start" in titles(problems)
 
 
+def test_resumed_stream_needs_no_start(contract: Contract) -> None:
+    content = sse(token("Hi"), END)
+
+    reading, problems = stream_problems(contract, STREAM_HEADERS, content, False, resumed=True)
+
+    assert problems == []
+    assert reading.run_id == "run_1"
+
+
+def test_resumed_stream_still_checks_run_id(contract: Contract) -> None:
+    content = sse(token("Hi"), token("!", run_id="run_2"), END)
+
+    _, problems = stream_problems(contract, STREAM_HEADERS, content, False, resumed=True)
+
+    assert titles(problems) == ["Run id changes within a stream"]
+
+
 def test_run_id_change_is_reported(contract: Contract) -> None:
     content = sse(START, token("Hi", run_id="run_2"), END)
 
