@@ -326,7 +326,9 @@ def _announce(app: Any, config: Any, options: dict[str, Any]) -> None:
             extra={"fields": fields},
         )
         return
-    token = next(t for t in app.state.store.fixtures.tokens if t.tier == "pro")
+    # The fixtures hold at least one token; a pro one shows the most of the API.
+    tokens = app.state.store.fixtures.tokens
+    token = next((t for t in tokens if t.tier == "pro"), tokens[0])
     click.echo(f"broxi-mock {__version__} serving {count} operations")
     click.echo(f"  URL:      {url}")
     click.echo(f"  spec:     {config.spec_path}")
