@@ -14,8 +14,9 @@ from click.core import ParameterSource
 from broxi_mock import __version__
 from broxi_mock.cli_webhooks import secret_option, webhooks
 from broxi_mock.contract_cli import test
-from broxi_mock.errors import MockError
+from broxi_mock.errors import MockError, OptionError
 from broxi_mock.logs import LOG_FORMATS, logging_config
+from broxi_mock.options import FiniteFloatRange
 from broxi_mock.spec import bundled_fixtures_dir, bundled_spec_path, load_spec
 from broxi_mock.webhook_contract import DEFAULT_SECRET, mask_secret
 
@@ -77,7 +78,7 @@ def main() -> None:
 def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) -> str:
     from mock_server.config import RATE_LIMIT_PATTERN
 
-    match = RATE_LIMIT_PATTERN.match(value)
+    match = RATE_LIMIT_PATTERN.fullmatch(value)
     if match is None or (match.group(2) is not None and int(match.group(2)) < 1):
         raise click.BadParameter(f"{value!r} is not 'tier', 'off' or 'N/min' with N >= 1.")
     return value
@@ -110,7 +111,7 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
 )
 @click.option(
     "--heartbeat",
-    type=click.FloatRange(min=0.01),
+    type=FiniteFloatRange(min=0.01),
     default=15.0,
     help="Seconds between heartbeat comments on an idle stream.",
 )
@@ -198,13 +199,13 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
 )
 @click.option(
     "--webhook-retry-window",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=300.0,
     help="Seconds after the first attempt in which a webhook delivery may be retried.",
 )
 @click.option(
     "--session-idle-timeout",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=1800.0,
     help="Seconds without a run after which an active session ends; 0 keeps sessions open.",
 )
@@ -227,6 +228,8 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         options = _merge_config_file(ctx, options)
         config = _mock_config(options)
         app = create_app(config)
+    except OptionError as exc:
+        raise click.UsageError(str(exc), ctx) from exc
     except MockError as exc:
         raise click.ClickException(str(exc)) from exc
     log_settings = logging_config(

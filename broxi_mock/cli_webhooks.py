@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from broxi_mock.errors import MockError
+from broxi_mock.options import FiniteFloatRange
 from broxi_mock.spec import bundled_spec_path, load_spec
 from broxi_mock.webhook_contract import DEFAULT_SECRET, mask_secret, validate_secret
 
@@ -64,7 +65,7 @@ def webhooks() -> None:
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=None,
     help="Stop after this many seconds (default: wait for --expect events, or Ctrl-C).",
 )

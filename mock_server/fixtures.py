@@ -29,7 +29,7 @@ Range = TypeVar("Range", tuple[int, int], tuple[float, float])
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TokenFixture(StrictModel):

@@ -34,7 +34,7 @@ from mock_server.validation import (
 )
 
 logger = logging.getLogger("broxi_mock.server")
-REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Request ids only need to be unique, not secret: a generator seeded once from the system's
 # entropy saves a system call on every request.
 _REQUEST_IDS = random.Random(os.urandom(16))
@@ -83,7 +83,7 @@ def assign_request_id(scope: Scope) -> str:
         if name == b"x-request-id":
             sent = value.decode("latin-1")
             break
-    request_id = sent if sent and REQUEST_ID_PATTERN.match(sent) else _new_request_id()
+    request_id = sent if sent and REQUEST_ID_PATTERN.fullmatch(sent) else _new_request_id()
     scope["broxi.request_id"] = request_id
     return request_id
 

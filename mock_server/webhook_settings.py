@@ -52,7 +52,7 @@ def validate_events(events: list[str] | None) -> list[str] | None:
 class EndpointSettings(BaseModel):
     """One endpoint that receives webhooks."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     url: str = Field(description="The http(s) URL each event is POSTed to.")
     events: list[EventType] | None = Field(
@@ -81,7 +81,7 @@ class EndpointSettings(BaseModel):
 class WebhookSettings(BaseModel):
     """The endpoints that receive webhooks, and the retry and timeout policy, in seconds."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     endpoints: list[EndpointSettings] = Field(default_factory=list)
     secret: str = Field(

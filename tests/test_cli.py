@@ -130,3 +130,28 @@ def test_bad_rate_limit_flag_is_usage_error() -> None:
     assert code == 2
     assert "--rate-limit" in output
     assert "'fast'" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--heartbeat", "nan"], "Invalid value for '--heartbeat': 'nan' is not a finite number."),
+        (["--heartbeat", "inf"], "Invalid value for '--heartbeat': 'inf' is not a finite number."),
+        (
+            ["--session-idle-timeout", "inf"],
+            "Invalid value for '--session-idle-timeout': 'inf' is not a finite number.",
+        ),
+        (
+            ["--webhook-retry-window", "nan"],
+            "Invalid value for '--webhook-retry-window': 'nan' is not a finite number.",
+        ),
+        (["--rate-limit", "20/min\n"], "Invalid value for '--rate-limit': '20/min\\n' is not"),
+        (["--rate-limit", "\u0663/min"], "Invalid value for '--rate-limit': '\u0663/min' is not"),
+    ],
+    ids=["heartbeat-nan", "heartbeat-inf", "idle-inf", "retry-nan", "newline", "arabic-digit"],
+)
+def test_bad_serve_flag_is_usage_error(args: list[str], message: str) -> None:
+    code, output = run_cli("serve", "--port", "0", *args)
+
+    assert code == 2
+    assert message in output
