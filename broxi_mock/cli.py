@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -219,35 +220,65 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
 @click.pass_context
 def serve(ctx: click.Context, /, **options: Any) -> None:
     """Start the mock server on the bundled spec and fixtures."""
-    import uvicorn
-
-    from mock_server import create_app
-    from mock_server.runtime import tune_for_serving
-
     try:
         options = _merge_config_file(ctx, options)
+    except MockError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sock = _listen(options["host"], options["port"])
+    try:
+        # With --port 0 the system picks the port; the banner and links show the real one.
+        options["port"] = sock.getsockname()[1]
+        app, config = _build_app(ctx, options)
+        log_settings = logging_config(
+            options["log_level"], options["log_format"], options["access_log"]
+        )
+        logging.config.dictConfig(log_settings)
+        _announce(app, config, options)
+    except BaseException:
+        sock.close()
+        raise
+    with sock:
+        _run_server(app, sock, options["log_level"], log_settings)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    from broxi_mock.sockets import bind_socket, describe_bind_error
+
+    try:
+        return bind_socket(host, port)
+    except (OSError, UnicodeError) as exc:
+        if isinstance(exc, UnicodeError):
+            exc = OSError(None, f"invalid host name ({exc})")
+        raise click.ClickException(describe_bind_error(host, port, exc)) from exc
+
+
+def _build_app(ctx: click.Context, options: dict[str, Any]) -> tuple[Any, Any]:
+    from mock_server import create_app
+
+    try:
         config = _mock_config(options)
-        app = create_app(config)
+        return create_app(config), config
     except OptionError as exc:
         raise click.UsageError(str(exc), ctx) from exc
     except MockError as exc:
         raise click.ClickException(str(exc)) from exc
-    log_settings = logging_config(
-        options["log_level"], options["log_format"], options["access_log"]
-    )
-    logging.config.dictConfig(log_settings)
-    _announce(app, config, options)
+
+
+def _run_server(app: Any, sock: socket.socket, log_level: str, log_settings: Any) -> None:
+    import uvicorn
+
+    from mock_server.runtime import tune_for_serving
+
     tune_for_serving()
-    uvicorn.run(
+    settings = uvicorn.Config(
         app,
-        host=options["host"],
-        port=options["port"],
-        log_level=options["log_level"],
+        log_level=log_level,
         log_config=log_settings,
         access_log=False,
         loop="uvloop",
         http="httptools",
     )
+    uvicorn.Server(settings).run(sockets=[sock])
 
 
 def _merge_config_file(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:

@@ -78,8 +78,9 @@ def listen(
     timeout: float | None,
 ) -> None:
     """Receive webhooks, verify signatures and payloads, print one line per delivery."""
-    from broxi_mock.receiver import WebhookReceiver, bind_socket
+    from broxi_mock.receiver import WebhookReceiver
     from broxi_mock.receiver import listen as listen_on
+    from broxi_mock.sockets import bind_socket, describe_bind_error
     from broxi_mock.webhook_contract import PayloadChecker
 
     try:
@@ -90,7 +91,7 @@ def listen(
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        raise click.ClickException(describe_bind_error(host, port, exc)) from exc
     bound_port = sock.getsockname()[1]
     display_host = f"[{host}]" if ":" in host else host
     click.echo(

@@ -156,23 +156,6 @@ def _summarize(data: Any) -> str:
     return " ".join(f"{name}={data[name]}" for name in SUMMARY_FIELDS if data.get(name))
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Open a listening TCP socket; raises OSError when the address is taken or invalid."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # The protocol must be named: asyncio turns off Nagle's algorithm (TCP_NODELAY) only on
-    # sockets whose protocol is IPPROTO_TCP, and without that each response waits about 40 ms.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock
-
-
 async def listen(
     receiver: WebhookReceiver, sock: socket.socket, expect: int | None, timeout: float | None
 ) -> None:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from broxi_mock.cli import main
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, auth, stop_server
 
 
 def run_cli(*args: str) -> tuple[int, str]:
@@ -155,3 +161,52 @@ def test_bad_serve_flag_is_usage_error(args: list[str], message: str) -> None:
 
     assert code == 2
     assert message in output
+
+
+def test_port_in_use_is_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+
+        code, output = run_cli("serve", "--port", str(port))
+
+    assert code == 1
+    assert output == f"Error: 127.0.0.1:{port}: address already in use; pick another with --port\n"
+
+
+def test_unknown_host_is_one_line() -> None:
+    code, output = run_cli("serve", "--host", "not a host", "--port", "0")
+
+    assert code == 1
+    assert len(output.strip().splitlines()) == 1
+    assert output.startswith("Error: --host 'not a host': cannot listen on this host")
+
+
+@pytest.mark.e2e
+def test_port_zero_banner_shows_real_port(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-m", "broxi_mock", "serve", "--port", "0"]
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            command, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT, text=True
+        )
+    try:
+        url = wait_for_banner_url(log, process)
+
+        response = httpx.get(f"{url}/flows", headers=auth())
+    finally:
+        stop_server(process)
+
+    assert not url.endswith(":0/v1")
+    assert response.status_code == 200
+
+
+def wait_for_banner_url(log: Path, process: subprocess.Popen[str]) -> str:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and process.poll() is None:
+        found = re.search(r"URL:\s+(\S+)", log.read_text())
+        if found:
+            return found.group(1)
+        time.sleep(0.05)
+    raise AssertionError(f"no URL line in the banner:\n{log.read_text()}")

@@ -44,7 +44,7 @@ def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("serve started a server despite a bad setting")
 
-    monkeypatch.setattr("uvicorn.run", refuse)
+    monkeypatch.setattr("broxi_mock.cli._run_server", refuse)
 
 
 def write(tmp_path: Path, text: str) -> Path:

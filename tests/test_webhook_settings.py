@@ -147,9 +147,11 @@ webhooks:
 def serve_app(monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
     """Run `serve` with these arguments, capturing the app instead of starting a server."""
     captured: dict[str, Any] = {}
-    monkeypatch.setattr("uvicorn.run", lambda app, **options: captured.setdefault("app", app))
+    monkeypatch.setattr(
+        "broxi_mock.cli._run_server", lambda app, sock, *rest: captured.setdefault("app", app)
+    )
 
-    result = CliRunner().invoke(main, ["serve", *args])
+    result = CliRunner().invoke(main, ["serve", "--port", "0", *args])
 
     assert result.exit_code == 0, result.output
     return captured["app"]
