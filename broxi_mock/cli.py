@@ -224,18 +224,22 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         options = _merge_config_file(ctx, options)
     except MockError as exc:
         raise click.ClickException(str(exc)) from exc
-    sock = _listen(options["host"], options["port"])
+    # Files are checked before the port, except with --port 0: the system picks that port at
+    # bind time, and the app's links must show the real one.
+    sock = _listen(options["host"], options["port"]) if options["port"] == 0 else None
     try:
-        # With --port 0 the system picks the port; the banner and links show the real one.
-        options["port"] = sock.getsockname()[1]
+        if sock is not None:
+            options["port"] = sock.getsockname()[1]
         app, config = _build_app(ctx, options)
+        sock = sock or _listen(options["host"], options["port"])
         log_settings = logging_config(
             options["log_level"], options["log_format"], options["access_log"]
         )
         logging.config.dictConfig(log_settings)
         _announce(app, config, options)
     except BaseException:
-        sock.close()
+        if sock is not None:
+            sock.close()
         raise
     with sock:
         _run_server(app, sock, options["log_level"], log_settings)

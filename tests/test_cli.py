@@ -210,3 +210,24 @@ def wait_for_banner_url(log: Path, process: subprocess.Popen[str]) -> str:
             return found.group(1)
         time.sleep(0.05)
     raise AssertionError(f"no URL line in the banner:\n{log.read_text()}")
+
+
+SERVE_IMPORTS_SCRIPT = """
+import sys
+from broxi_mock import cli
+
+def report(*args):
+    print(sorted(name for name in ("pytest", "schemathesis", "hypothesis") if name in sys.modules))
+
+cli._run_server = report
+cli.main(["serve", "--port", "0"])
+"""
+
+
+def test_serve_does_not_import_test_tools() -> None:
+    command = [sys.executable, "-c", SERVE_IMPORTS_SCRIPT]
+
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
