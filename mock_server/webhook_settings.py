@@ -24,14 +24,24 @@ def validate_webhook_url(url: str) -> str:
         raise ValueError(f"URL is longer than {MAX_URL_LENGTH} characters")
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as exc:
+        port, host = parsed.port, parsed.host
+    except (httpx.InvalidURL, TypeError, UnicodeError) as exc:
+        # UnicodeError covers a host that is not valid IDNA, such as 'xn--'.
         raise ValueError(f"{url!r} is not a valid URL ({exc})") from None
+    if parsed.userinfo:
+        # The URL is not repeated: it holds a password, and deliveries and listings show URLs.
+        raise ValueError(
+            f"URL for host {host!r} contains credentials (user:password@); remove them, "
+            "because webhook URLs are listed and logged"
+        )
     if not parsed.scheme:
         raise ValueError(f"{url!r} has no scheme (expected it to start with http:// or https://)")
     if parsed.scheme not in ("http", "https"):
         raise ValueError(f"{url!r} must use http or https (got scheme {parsed.scheme!r})")
-    if not parsed.host:
+    if not host:
         raise ValueError(f"{url!r} has no host (expected e.g. 'http://127.0.0.1:4011/hooks')")
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"{url!r} has port {port} (expected 1 to 65535)")
     if parsed.fragment:
         raise ValueError(f"{url!r} has a fragment, which is never sent; remove the '#' part")
     return url

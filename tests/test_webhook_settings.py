@@ -34,8 +34,23 @@ from mock_server.webhook_settings import load_webhook_settings, validate_webhook
             "http://127.0.0.1/hooks#top",
             "'http://127.0.0.1/hooks#top' has a fragment, which is never sent; remove the '#' part",
         ),
+        (
+            "http://127.0.0.1:99999/x",
+            "'http://127.0.0.1:99999/x' has port 99999 (expected 1 to 65535)",
+        ),
+        ("http://127.0.0.1:0/x", "'http://127.0.0.1:0/x' has port 0 (expected 1 to 65535)"),
+        (
+            "http://user:pass@127.0.0.1/",
+            "URL for host '127.0.0.1' contains credentials (user:password@); remove them, "
+            "because webhook URLs are listed and logged",
+        ),
+        (
+            "http://xn--/",
+            "'http://xn--/' is not a valid URL (Malformed A-label, no Punycode eligible content "
+            "found)",
+        ),
     ],
-    ids=["ftp", "no-scheme", "no-host", "fragment"],
+    ids=["ftp", "no-scheme", "no-host", "fragment", "port-too-big", "port-0", "credentials", "idna"],
 )
 def test_bad_webhook_url_is_rejected(url: str, message: str) -> None:
     with pytest.raises(ValueError) as caught:
