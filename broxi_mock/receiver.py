@@ -85,6 +85,13 @@ class WebhookReceiver:
             payload = json.loads(body)
         except ValueError as exc:
             return Verdict("invalid", webhook_id, None, f"body is not valid JSON: {exc}", 400)
+        except RecursionError:
+            return Verdict(
+                "invalid", webhook_id, None, "body is not valid JSON: nests too deep", 400
+            )
+        if _has_lone_surrogate(payload):
+            detail = "body is not valid JSON text: a \\u escape encodes a lone UTF-16 surrogate"
+            return Verdict("invalid", webhook_id, None, detail, 400)
         event = payload.get("event") if isinstance(payload, dict) else None
         event = event if isinstance(event, str) else None
         problems = self._checker.check(payload)
@@ -148,6 +155,15 @@ async def _read_body(request: Request) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _has_lone_surrogate(payload: Any) -> bool:
+    # Python decodes a lone surrogate escape into a string that cannot be encoded as UTF-8.
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _summarize(data: Any) -> str:

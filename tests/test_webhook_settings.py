@@ -50,7 +50,16 @@ from mock_server.webhook_settings import load_webhook_settings, validate_webhook
             "found)",
         ),
     ],
-    ids=["ftp", "no-scheme", "no-host", "fragment", "port-too-big", "port-0", "credentials", "idna"],
+    ids=[
+        "ftp",
+        "no-scheme",
+        "no-host",
+        "fragment",
+        "port-too-big",
+        "port-0",
+        "credentials",
+        "idna",
+    ],
 )
 def test_bad_webhook_url_is_rejected(url: str, message: str) -> None:
     with pytest.raises(ValueError) as caught:
