@@ -25,6 +25,7 @@ from mock_server.records import (
     UsageEntry,
     utc_now,
 )
+from mock_server.statecheck import check_rows
 from mock_server.statelock import StateLock
 from mock_server.store import DEFAULT_MAX_RUNS, RUN_STATUSES, SESSION_STATUSES, Store
 
@@ -134,6 +135,7 @@ class SqliteStore(Store):
                 "WHERE status = 'running'",
                 (json.dumps(INTERRUPTED_ERROR), utc_now().isoformat()),
             )
+            check_rows(db, self.path, _decode_session)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
