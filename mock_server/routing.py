@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
+from broxi_mock.errors import SpecError
 from broxi_mock.spec import Operation, Spec
 from mock_server.auth import authenticate
 from mock_server.errors import ApiError, error_response, field_error
@@ -269,17 +270,25 @@ def build_routes(
                 "No handler for %s; it answers with its spec example.", operation.operation_id
             )
             handler = fallback(operation)
-        endpoint = OperationEndpoint(
-            operation=operation,
-            rules=compile_rules(spec, operation),
-            response_media_types=response_media_types(spec, operation),
-            handler=handler,
-            store=store,
-            limiter=limiter,
-            max_body_bytes=max_body_bytes,
-            authenticated=_needs_token(spec, operation),
-            scenarios=scenarios(operation) if scenarios is not None else None,
-        )
+        try:
+            endpoint = OperationEndpoint(
+                operation=operation,
+                rules=compile_rules(spec, operation),
+                response_media_types=response_media_types(spec, operation),
+                handler=handler,
+                store=store,
+                limiter=limiter,
+                max_body_bytes=max_body_bytes,
+                authenticated=_needs_token(spec, operation),
+                scenarios=scenarios(operation) if scenarios is not None else None,
+            )
+        except (ValueError, LookupError, TypeError, AttributeError, RecursionError) as exc:
+            # The structural check catches most problems first; this keeps the rest to one line.
+            # jsonschema_rs.ValidationError, raised for a schema it cannot compile, is a ValueError.
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SpecError(
+                f"{spec.source}: {operation.pointer}: cannot compile the operation ({problem})"
+            ) from exc
         path = spec.base_path + operation.path
         routes.append(
             Route(path, endpoint.__call__, methods=[operation.method], name=operation.operation_id)
