@@ -105,7 +105,7 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
 @click.option("--seed", type=int, default=0, help="Seed of generated data and random choices.")
 @click.option(
     "--stream-delay-ms",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, 60_000),
     default=None,
     help="Delay before and between output tokens in ms, for streams and plain runs alike, "
     "overriding each flow's pacing.",

@@ -5,10 +5,34 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from typing import Any
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+# C0 and C1 controls, DEL and the Unicode line separators: a client could forge log lines
+# with them, or hide text from a terminal.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """Write control characters as escapes, so that client text cannot start a new log line."""
+    return _CONTROLS.sub(_escape_one, text)
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class TextFormatter(logging.Formatter):
+    """Format a record as one text line; control characters in the message are escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        return escape_controls(line)
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,7 +61,7 @@ def logging_config(level: str, log_format: str, access_log: bool = True) -> dict
     each request is logged once.
     """
     formatter: dict[str, Any] = (
-        {"()": JsonFormatter} if log_format == "json" else {"format": TEXT_FORMAT}
+        {"()": JsonFormatter} if log_format == "json" else {"()": TextFormatter, "fmt": TEXT_FORMAT}
     )
     level_name = level.upper()
     return {

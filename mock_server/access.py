@@ -7,6 +7,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from broxi_mock.logs import escape_controls
 from mock_server.auth import mask_token
 from mock_server.journal import JournalEntry, RequestJournal
 from mock_server.routing import assign_request_id
@@ -97,7 +98,8 @@ def _log(
     scope: Scope, request_id: str, status: int, duration_ms: float, token: str | None, query: str
 ) -> None:
     method, path = scope["method"], scope["path"]
-    target = f"{path}?{query}" if query else path
+    # The path is percent-decoded: `%0A` would otherwise end the line and forge the next one.
+    target = escape_controls(f"{path}?{query}" if query else path)
     client = scope.get("client")
     client_host = client[0] if client else None
     fields = {

@@ -34,6 +34,7 @@ from mock_server.scenarios import OperationScenarios, build_scenarios
 from mock_server.sessions import SessionLifecycle
 from mock_server.sqlstore import SqliteStore
 from mock_server.store import MemoryStore, Store
+from mock_server.streaming import SHUTDOWN_MESSAGE
 from mock_server.webhooks import WebhookDispatcher
 
 logger = logging.getLogger("broxi_mock.server")
@@ -82,6 +83,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         try:
             yield
         finally:
+            engine.stop_all(SHUTDOWN_MESSAGE)
             await sessions.stop()
             await webhooks.stop()
             store.close()
@@ -141,7 +143,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         error = ApiError(
             405,
             f"Method {request.method} is not allowed on {request.url.path}; allowed: {allow}.",
-            {"field": "method", "reason": "method not allowed", "allowed": allow.split(", ")},
+            {
+                "field": "method",
+                "location": "method",
+                "reason": "method not allowed",
+                "allowed": allow.split(", "),
+            },
             headers={"Allow": allow},
         )
     elif exc.status_code == 404:

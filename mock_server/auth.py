@@ -24,8 +24,10 @@ def authenticate(store: Store, header: str | None) -> TokenFixture:
         )
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer":
+        # A bare token arrives where the scheme should be; never echo it in full.
+        shown = mask_token(scheme)
         raise _unauthorized(
-            f"Authorization scheme {scheme!r} is not supported; send 'Bearer <token>'.",
+            f"Authorization scheme {shown!r} is not supported; send 'Bearer <token>'.",
             "unsupported scheme",
             CHALLENGE + ', error="invalid_request"',
         )

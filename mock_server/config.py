@@ -23,6 +23,10 @@ RATE_LIMIT_PATTERN = re.compile(r"(tier|off|([0-9]+)/min)")
 DEFAULT_SESSION_IDLE_TIMEOUT = 30 * 60.0
 
 
+# A minute between tokens is slower than any real flow; more only makes runs that never end.
+MAX_STREAM_DELAY_MS = 60_000
+
+
 @dataclass(frozen=True)
 class MockConfig:
     """Everything `create_app` needs; the defaults serve the bundled spec and fixtures."""
@@ -56,8 +60,11 @@ class MockConfig:
             raise ConfigError(f"rate_limit: {self.rate_limit!r} must allow at least 1/min")
         if self.max_body_bytes < 1:
             raise ConfigError(f"max_body_bytes: {self.max_body_bytes} must be at least 1")
-        if self.stream_delay_ms is not None and self.stream_delay_ms < 0:
-            raise ConfigError(f"stream_delay_ms: {self.stream_delay_ms} must not be negative")
+        delay = self.stream_delay_ms
+        if delay is not None and not 0 <= delay <= MAX_STREAM_DELAY_MS:
+            raise ConfigError(
+                f"stream_delay_ms: {delay} is out of range (expected 0 to {MAX_STREAM_DELAY_MS})"
+            )
         if not math.isfinite(self.heartbeat_seconds) or self.heartbeat_seconds <= 0:
             raise ConfigError(
                 f"heartbeat_seconds: {self.heartbeat_seconds} must be a positive number"

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from broxi_mock.errors import ConfigError
 from mock_server.errors import ApiError, error_response
 from mock_server.routing import assign_request_id
+from mock_server.validation import shorten
 
 DEFAULT_ORIGINS = (
     "http://localhost",
@@ -33,7 +34,8 @@ EXPOSED_HEADERS = (
 )
 # A wildcard never matches ':', '/' or '@', so it cannot stretch one host into another.
 WILDCARD = "[A-Za-z0-9.-]*"
-ORIGIN_PATTERN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/?#\s]+$")
+# Matched with fullmatch: `$` would also match before a trailing newline.
+ORIGIN_PATTERN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")
 PREFLIGHT_MAX_AGE = 600
 
 
@@ -48,7 +50,7 @@ def origin_regex(patterns: Iterable[str]) -> str:
     for pattern in patterns:
         if pattern == "*":
             return ".*"
-        if not ORIGIN_PATTERN.match(pattern.replace("*", "x")):
+        if not ORIGIN_PATTERN.fullmatch(pattern.replace("*", "x")):
             raise ConfigError(
                 f"cors origin {pattern!r} is invalid (expected scheme://host[:port] with no path, "
                 "such as 'http://localhost:3000', with '*' as a wildcard)"
@@ -114,7 +116,8 @@ class CorsMiddleware(CORSMiddleware):
         if not self.is_allowed_origin(origin=origin):
             return ApiError(
                 403,
-                f"CORS preflight from origin {origin!r} is not allowed; allowed origins: "
+                f"CORS preflight from origin {shorten(origin, 80)!r} is not allowed; "
+                "allowed origins: "
                 f"{', '.join(self.origin_patterns) or 'none'}.",
                 {
                     "field": "Origin",
@@ -126,7 +129,7 @@ class CorsMiddleware(CORSMiddleware):
         method = headers["access-control-request-method"]
         return ApiError(
             405,
-            f"CORS preflight asks for method {method!r}, which no route serves; "
+            f"CORS preflight asks for method {shorten(method, 40)!r}, which no route serves; "
             f"allowed: {', '.join(self.allow_methods)}.",
             {
                 "field": "Access-Control-Request-Method",

@@ -19,6 +19,8 @@ STATUS_CODES = {
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMITED",
+    # Never seen by a client: it left before the answer. The journal records the status.
+    499: "CLIENT_CLOSED_REQUEST",
     500: "INTERNAL_ERROR",
     503: "SERVICE_UNAVAILABLE",
 }
@@ -48,6 +50,11 @@ def field_error(
     """Build an error whose details name one field."""
     details = {"field": field, "location": location, "reason": reason, **extra}
     return ApiError(status, message, details)
+
+
+def client_gone(message: str) -> ApiError:
+    """Build the 499 of a request whose client left; nobody reads it but the journal."""
+    return ApiError(499, message, {"field": "/", "location": "body", "reason": "client left"})
 
 
 def error_body(request_id: str, code: str, message: str, details: dict[str, Any] | None) -> bytes:

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from broxi_mock.spec import Operation, Spec
 from mock_server.analytics import usage_report
+from mock_server.attended import run_attended
 from mock_server.config import MockConfig
 from mock_server.encoding import encode_json
 from mock_server.errors import ApiError, field_error
@@ -72,7 +73,9 @@ class Handlers:
         plan = self.engine.plan(
             context.params["flow_id"], context.token, body["input"], body.get("session_id")
         )
-        run = await self.engine.run_to_end(plan, self._pacing(plan.flow))
+        run = await run_attended(
+            self.engine, plan, self._pacing(plan.flow), context.request.receive
+        )
         return json_response(run.to_json())
 
     async def stream_flow(self, context: RequestContext) -> Response:
@@ -178,6 +181,7 @@ class Handlers:
             user_id=body.get("user_id"),
             created_at=utc_now(),
             metadata=body.get("metadata") or {},
+            workspace=context.token.workspace,
         )
         self.store.add_session(session)
         self.engine.events.emit(
@@ -193,7 +197,8 @@ class Handlers:
 
     async def get_session_history(self, context: RequestContext) -> Response:
         session_id = context.params["session_id"]
-        if self.store.get_session(session_id) is None:
+        session = self.store.get_session(session_id)
+        if session is None or session.workspace != context.token.workspace:
             raise field_error(
                 404, f"Session {session_id!r} not found.", "session_id", "path", "not found"
             )

@@ -12,7 +12,7 @@ from typing import Any
 
 from broxi_mock.spec import Operation, Spec
 from mock_server.errors import ApiError
-from mock_server.validation import JSON_MEDIA_TYPE
+from mock_server.validation import JSON_MEDIA_TYPE, shorten
 
 KNOWN_PREFERENCES = ("code", "example", "dynamic")
 
@@ -50,8 +50,12 @@ class Choice:
         return self.response.status
 
 
-def parse_prefer(header: str) -> Preference | None:
-    """Read the preferences broxi-mock supports; None when the header names none of them."""
+def parse_prefer(header: str, codes: list[int] | None = None) -> Preference | None:
+    """Read the preferences broxi-mock supports; None when the header names none of them.
+
+    `codes` lists the operation's documented statuses, for the error of an invalid `code`.
+    """
+    header = header_text(header)
     found: dict[str, str] = {}
     for item in header.split(","):
         # A preference may carry parameters after ';', which none of ours use.
@@ -64,8 +68,8 @@ def parse_prefer(header: str) -> Preference | None:
     dynamic = found.get("dynamic", "false").lower()
     if dynamic not in ("true", "false"):
         raise prefer_error(
-            f"Prefer dynamic={found['dynamic']!r} must be true or false.",
-            f"invalid dynamic value {found['dynamic']!r}",
+            f"Prefer dynamic={shorten(found['dynamic'], 40)!r} must be true or false.",
+            f"invalid dynamic value {shorten(found['dynamic'], 40)!r}",
             ["true", "false"],
         )
     example = found.get("example") or None
@@ -75,15 +79,27 @@ def parse_prefer(header: str) -> Preference | None:
             "example and dynamic=true conflict",
             ["example=NAME", "dynamic=true"],
         )
-    return Preference(header, _parse_code(found.get("code")), example, dynamic == "true")
+    code = _parse_code(found.get("code"), codes)
+    return Preference(header, code, example, dynamic == "true")
 
 
-def _parse_code(raw: str | None) -> int | None:
+def header_text(value: str) -> str:
+    """Undo the Latin-1 decoding of a header sent as UTF-8, so that messages quote its text."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+def _parse_code(raw: str | None, codes: list[int] | None) -> int | None:
     if raw is None:
         return None
     if not (raw.isascii() and raw.isdigit() and len(raw) == 3):
+        shown = shorten(raw, 40)
         raise prefer_error(
-            f"Prefer code={raw!r} is not an HTTP status code.", f"invalid status code {raw!r}", None
+            f"Prefer code={shown!r} is not an HTTP status code.",
+            f"invalid status code {shown!r}",
+            codes,
         )
     return int(raw)
 
@@ -123,10 +139,11 @@ class ResponseCatalog:
         if preference.example is not None and preference.example not in response.examples:
             names = list(response.examples)
             listed = ", ".join(repr(name) for name in names) or "none"
+            shown = shorten(preference.example, 60)
             raise prefer_error(
-                f"Prefer example={preference.example!r} is not a named example of the {status} "
+                f"Prefer example={shown!r} is not a named example of the {status} "
                 f"response of {self.operation_id}; its examples: {listed}.",
-                f"unknown example {preference.example!r}",
+                f"unknown example {shown!r}",
                 names,
             )
         return Choice(response, preference.example, preference.dynamic)

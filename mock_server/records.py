@@ -111,6 +111,8 @@ class SessionRecord:
     created_at: dt.datetime
     metadata: dict[str, Any]
     status: Literal["active", "ended"] = "active"
+    # The workspace that owns the session; tokens of other workspaces get a 404. Not shown.
+    workspace: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {

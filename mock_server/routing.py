@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
@@ -18,7 +19,7 @@ from starlette.types import Scope
 from broxi_mock.errors import SpecError
 from broxi_mock.spec import Operation, Spec
 from mock_server.auth import authenticate
-from mock_server.errors import ApiError, error_response, field_error
+from mock_server.errors import ApiError, client_gone, error_response, field_error
 from mock_server.fixtures import TokenFixture
 from mock_server.negotiation import choose_media_type, parse_media_type
 from mock_server.ratelimit import RateLimiter, rate_limited_error
@@ -28,10 +29,12 @@ from mock_server.validation import (
     JSON_MEDIA_TYPE,
     RequestRules,
     check_body,
+    check_content_encoding,
     check_parameters,
     compile_rules,
     invalid_request,
     parse_json_body,
+    shorten,
 )
 
 logger = logging.getLogger("broxi_mock.server")
@@ -155,7 +158,8 @@ class OperationEndpoint:
         if media_type is None:
             raise field_error(
                 406,
-                f"Cannot answer with any media type of Accept {request.headers.get('accept')!r}; "
+                f"Cannot answer with any media type of Accept "
+                f"{shorten(request.headers.get('accept') or '', 80)!r}; "
                 f"this operation returns {', '.join(self.response_media_types)}.",
                 "Accept",
                 "header",
@@ -179,11 +183,14 @@ class OperationEndpoint:
             raise _too_large(self.max_body_bytes)
         chunks = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise _too_large(self.max_body_bytes)
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise _too_large(self.max_body_bytes)
+                chunks.append(chunk)
+        except ClientDisconnect as exc:
+            raise client_gone("The client closed the connection while sending the body.") from exc
         raw = b"".join(chunks)
         if not raw and not self.rules.body_required:
             return None
@@ -198,6 +205,7 @@ class OperationEndpoint:
             )
         if content_type is not None:
             _check_content_type(content_type)
+        check_content_encoding(request.headers.get("content-encoding"))
         return parse_json_body(raw)  # type: ignore[no-any-return]
 
 
@@ -217,7 +225,8 @@ def _check_content_type(content_type: str) -> None:
     if essence != JSON_MEDIA_TYPE or charset not in ("utf-8", "utf8"):
         raise field_error(
             415,
-            f"Content-Type {content_type!r} is not supported; send 'application/json'.",
+            f"Content-Type {shorten(content_type, 80)!r} is not supported; "
+            "send 'application/json'.",
             "Content-Type",
             "header",
             "unsupported media type",
@@ -293,12 +302,41 @@ def build_routes(
         routes.append(
             Route(path, endpoint.__call__, methods=[operation.method], name=operation.operation_id)
         )
-    return _merge_methods(routes)
+    merged = _merge_methods(routes)
+    return _method_guards(merged) + merged
 
 
 def _needs_token(spec: Spec, operation: Operation) -> bool:
     requirements = operation.definition.get("security", spec.document.get("security")) or []
     return bool(requirements) and all(requirement for requirement in requirements)
+
+
+def _method_guards(routes: list[Route]) -> list[Route]:
+    """Answer 405 on a fixed path for the methods of a templated path that also matches it.
+
+    Without a guard, `DELETE /_mock/webhooks/deliveries` would reach
+    `DELETE /_mock/webhooks/{endpoint_id}` and fail as a malformed id.
+    """
+    guards = []
+    for route in routes:
+        if route.param_convertors:
+            continue
+        own = set(route.methods or ())
+        shadowing = set()
+        for other in routes:
+            if other is not route and other.path_regex.match(route.path):
+                shadowing |= set(other.methods or ()) - own
+        if shadowing:
+            allow = ", ".join(sorted(own))
+            guards.append(Route(route.path, _not_allowed(allow), methods=sorted(shadowing)))
+    return guards
+
+
+def _not_allowed(allow: str) -> Callable[[Request], Awaitable[Response]]:
+    async def reject(request: Request) -> Response:
+        raise HTTPException(405, headers={"Allow": allow})
+
+    return reject
 
 
 def _merge_methods(routes: list[Route]) -> list[Route]:

@@ -110,6 +110,11 @@ class RunEngine:
             )
         return flow
 
+    def stop_all(self, message: str) -> None:
+        """Fail every run still in flight, as the server stops."""
+        for plan in list(self.live.values()):
+            self.abandon(plan, EXECUTION_FAILED, message)
+
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return a copy of a run, with the progress and output so far while it runs."""
         plan = self.live.get(run_id)
@@ -120,7 +125,7 @@ class RunEngine:
     def plan(self, flow_id: str, token: TokenFixture, text: str, session_id: str | None) -> RunPlan:
         """Check that the token may run the flow, then create the run in `running` state."""
         flow = self._runnable_flow(flow_id, token)
-        session = self._session_for(session_id, flow) if session_id else None
+        session = self._session_for(session_id, flow, token) if session_id else None
         earlier = self._earlier_inputs(session)
         tokens = split_tokens(self.writer.write(flow, text, earlier))
 
@@ -163,9 +168,12 @@ class RunEngine:
             )
         return flow
 
-    def _session_for(self, session_id: str, flow: FlowFixture) -> SessionRecord:
+    def _session_for(
+        self, session_id: str, flow: FlowFixture, token: TokenFixture
+    ) -> SessionRecord:
         session = self.store.get_session(session_id)
-        if session is None:
+        # Another workspace's session is not found, as its runs are not.
+        if session is None or session.workspace != token.workspace:
             raise field_error(
                 404, f"Session {session_id!r} not found.", "/session_id", "body", "not found"
             )

@@ -91,7 +91,7 @@ class OperationScenarios:
         if not values:
             return None
         header = ", ".join(values)
-        preference = parse_prefer(header)
+        preference = parse_prefer(header, sorted(self.catalog.responses))
         if preference is None:
             return None
         request.scope["broxi.prefer"] = header

@@ -205,7 +205,13 @@ class SqliteStore(Store):
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         rows = self._query("SELECT record FROM sessions WHERE id = ?", (session_id,))
-        return _decode_session(rows[0][0]) if rows else None
+        if not rows:
+            return None
+        session = _decode_session(rows[0][0])
+        if not session.workspace:
+            # State files written before sessions had a workspace: the flow's one owns them.
+            session.workspace = self._workspace_of(session.flow_id)
+        return session
 
     def list_messages(
         self, session_id: str, offset: int = 0, limit: int | None = None

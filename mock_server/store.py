@@ -133,6 +133,11 @@ class Store(abc.ABC):
     def _generate_history(self) -> None:
         self._history = generate_usage_history(self.fixtures, random.Random(self.seed))
 
+    def _workspace_of(self, flow_id: str) -> str:
+        # A session belongs to the workspace of its flow unless a token's workspace made it.
+        flow = self._flows.get(flow_id)
+        return flow.workspace if flow is not None else ""
+
     def _price_of(self, flow_id: str) -> float:
         flow = self._flows.get(flow_id)
         return flow.price_per_1k_tokens if flow is not None else 0.0
@@ -147,6 +152,7 @@ class Store(abc.ABC):
                 created_at=fixture.created_at,
                 metadata=dict(fixture.metadata),
                 status=fixture.status,
+                workspace=self._workspace_of(fixture.flow_id),
             )
             messages = [
                 MessageRecord(f"msg_{index + 1:03d}", m.role, m.content, m.timestamp)

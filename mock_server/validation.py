@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -22,9 +24,11 @@ class Problem:
     location: str
     field: str
     reason: str
+    # More details for the client, such as `allowed` values.
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
-    def to_json(self) -> dict[str, str]:
-        return {"field": self.field, "location": self.location, "reason": self.reason}
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "location": self.location, "reason": self.reason, **self.extra}
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,9 @@ class ParameterRule:
     types: frozenset[str]
     default: Any
     validator: Any = field(repr=False)
+    # What a valid value looks like, said in words, for schemas whose own message is vague.
+    expected: str | None = None
+    bounds: tuple[Any, Any] = (None, None)
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,23 @@ def _compile_parameter(spec: Spec, parameter: dict[str, Any]) -> ParameterRule:
         types=types,
         default=resolved.get("default"),
         validator=jsonschema_rs.validator_for(spec.schema_of(schema), validate_formats=True),
+        expected=_formats_in_words(resolved),
+        bounds=(resolved.get("minimum"), resolved.get("maximum")),
     )
+
+
+FORMAT_WORDS = {
+    "date-time": "an RFC 3339 date-time with an offset (such as 2024-01-31T23:59:59Z)",
+    "date": "a date YYYY-MM-DD",
+}
+
+
+def _formats_in_words(schema: dict[str, Any]) -> str | None:
+    options = schema.get("anyOf") or schema.get("oneOf") or [schema]
+    formats = [str(option.get("format")) for option in options if isinstance(option, dict)]
+    if not formats or not all(name in FORMAT_WORDS for name in formats):
+        return None
+    return " or ".join(FORMAT_WORDS[name] for name in formats)
 
 
 def coerce(raw: str, types: frozenset[str]) -> Any:
@@ -111,20 +134,65 @@ def check_parameters(
     values: dict[str, Any] = {}
     problems: list[Problem] = []
     for rule in rules.parameters:
-        raw = sources[rule.location].get(rule.name)
+        source = sources[rule.location]
+        raw = source.get(rule.name)
         if raw is None:
             if rule.required:
                 problems.append(Problem(rule.location, rule.name, "required parameter is missing"))
             else:
                 values[rule.name] = rule.default
             continue
-        value = coerce(raw, rule.types)
-        error = next(rule.validator.iter_errors(value), None)
-        if error is not None:
-            problems.append(Problem(rule.location, rule.name, _describe(error, raw)))
-            continue
-        values[rule.name] = value
+        problem = _repeated(rule, source) or _out_of_range(rule, raw)
+        if problem is None:
+            value = coerce(raw, rule.types)
+            error = next(rule.validator.iter_errors(value), None)
+            if error is None:
+                values[rule.name] = value
+                continue
+            problem = _parameter_problem(rule, error, raw)
+        problems.append(problem)
     return values, problems
+
+
+def _repeated(rule: ParameterRule, source: Any) -> Problem | None:
+    # Only the query string can repeat a name; an array parameter may, others must not.
+    if rule.location != "query" or "array" in rule.types:
+        return None
+    count = len(source.getlist(rule.name))
+    if count < 2:
+        return None
+    reason = f"given more than once ({count} times); send it once"
+    return Problem(rule.location, rule.name, reason)
+
+
+def _out_of_range(rule: ParameterRule, raw: str) -> Problem | None:
+    digits = raw[1:] if raw[:1] in "+-" else raw
+    if "integer" not in rule.types or _is_integer(raw) or not digits.isdigit():
+        return None
+    if not digits.isascii():
+        return None
+    low, high = rule.bounds
+    limits = f"between {low} and {high}" if low is not None and high is not None else "smaller"
+    reason = f"integer with {len(digits)} digits is out of range (expected {limits})"
+    return Problem(rule.location, rule.name, reason)
+
+
+def _parameter_problem(rule: ParameterRule, error: Any, raw: str) -> Problem:
+    kind = type(error.kind).__name__
+    if kind == "Enum":
+        return _enum_problem(rule.location, rule.name, error, repr(raw))
+    if rule.expected is not None and kind in ("AnyOf", "OneOf", "Format"):
+        reason = f"{shorten(repr(raw), 60)} is not {rule.expected}"
+        return Problem(rule.location, rule.name, reason)
+    return Problem(rule.location, rule.name, _describe(error, raw))
+
+
+def _enum_problem(location: str, name: str, error: Any, shown: str) -> Problem:
+    # The library's message names two values and counts the rest; list them all.
+    allowed = list(error.kind.options)
+    listed = ", ".join(json.dumps(option) for option in allowed)
+    reason = f"{shorten(shown, 60)} is not one of {listed}"
+    return Problem(location, name, shorten(reason), {"allowed": allowed})
 
 
 MAX_REASON_CHARS = 300
@@ -143,6 +211,26 @@ def shorten(text: str, limit: int = MAX_REASON_CHARS) -> str:
     return f"{text[:half]}...{text[-half:]}"
 
 
+def check_content_encoding(header: str | None) -> None:
+    """Reject a compressed body with 415, because the mock reads only uncompressed JSON."""
+    if header is None:
+        return
+    codings = [coding.strip().lower() for coding in header.split(",") if coding.strip()]
+    if all(coding == "identity" for coding in codings):
+        return
+    shown = shorten(header, 40)
+    raise ApiError(
+        415,
+        f"Content-Encoding {shown!r} is not supported; send the JSON body uncompressed.",
+        {
+            "field": "Content-Encoding",
+            "location": "header",
+            "reason": "unsupported content coding",
+            "allowed": ["identity"],
+        },
+    )
+
+
 def parse_json_body(raw: bytes) -> Any:
     """Decode a request body that must be one JSON object, raising a 400 that says why not."""
     if not raw.strip():
@@ -153,7 +241,11 @@ def parse_json_body(raw: bytes) -> Any:
         reason = f"invalid UTF-8 at byte {exc.start}"
         raise _body_error(f"Request body is not valid UTF-8 ({reason}).", "/", reason) from exc
     try:
-        data = json.loads(text)
+        data = json.loads(
+            text, parse_constant=_reject_constant, parse_int=_parse_int, parse_float=_parse_float
+        )
+    except _NumberRejected as exc:
+        raise _body_error(f"{exc.headline}: {exc.reason}.", "/", exc.reason) from exc
     except json.JSONDecodeError as exc:
         reason = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
         raise _body_error(f"Request body is not valid JSON: {reason}.", "/", reason) from exc
@@ -168,6 +260,42 @@ def parse_json_body(raw: bytes) -> Any:
         reason = f"expected a JSON object, got {kind}"
         raise _body_error(f"Request body must be a JSON object, got {kind}.", "/", reason)
     return data
+
+
+# Python's int() refuses longer digit strings (CVE-2020-10735); JSON allows them.
+MAX_INTEGER_DIGITS = 4300
+
+
+class _NumberRejected(Exception):
+    """A number token that JSON forbids or that cannot be held, raised from a json.loads hook."""
+
+    def __init__(
+        self, reason: str, headline: str = "Request body has a number out of range"
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.headline = headline
+
+
+def _reject_constant(name: str) -> Any:
+    reason = f"{name} is not a JSON number (JSON has no NaN or Infinity)"
+    raise _NumberRejected(reason, "Request body is not valid JSON")
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INTEGER_DIGITS:
+        raise _NumberRejected(
+            f"an integer has {digits} digits, more than the {MAX_INTEGER_DIGITS} allowed"
+        )
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _NumberRejected(f"number {shorten(text, 40)} is too large for a double")
+    return value
 
 
 def _has_lone_surrogate(data: Any) -> bool:
@@ -201,7 +329,12 @@ def check_body(rules: RequestRules, data: Any) -> list[Problem]:
     for error in rules.body_validator.iter_errors(data):
         path = list(error.instance_path)
         pointer = "/" + "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in path)
-        problems.append(Problem("body", _pointer_of(error, pointer), shorten(str(error.message))))
+        where = _pointer_of(error, pointer)
+        if type(error.kind).__name__ == "Enum":
+            shown = json.dumps(error.instance, ensure_ascii=False)
+            problems.append(_enum_problem("body", where, error, shown))
+            continue
+        problems.append(Problem("body", where, shorten(str(error.message))))
     return problems
 
 

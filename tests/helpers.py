@@ -124,3 +124,42 @@ async def abort_stream(app: Any, flow_id: str, after_events: int, body: bytes) -
     async with asyncio.timeout(10):
         await app(scope, receive, send)
     return seen
+
+
+async def call_and_leave(
+    app: Any, path: str, body: bytes, declared: int, leave_after: float = 0.0
+) -> None:
+    """POST `body` (claiming `declared` bytes) to an ASGI app; leave after `leave_after` s."""
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": len(body) < declared}
+        await asyncio.sleep(leave_after)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"authorization", f"Bearer {PRO_TOKEN}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(declared).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    async with asyncio.timeout(10):
+        await app(scope, receive, send)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from broxi_mock.logs import JsonFormatter, logging_config
+from broxi_mock.logs import TEXT_FORMAT, JsonFormatter, logging_config
 from tests.conftest import PRO_TOKEN, LiveServer, auth
 
 
@@ -136,3 +136,31 @@ def read_lines_until(server: LiveServer, marker: str, timeout: float = 5.0) -> l
             return [line for line in output.splitlines() if line.strip()]
         time.sleep(0.05)
     raise AssertionError(f"no log line with {marker!r} within {timeout} s:\n{server.output()}")
+
+
+@pytest.mark.parametrize(
+    ("path", "escaped"),
+    [("/v1/flows/flow_abc123%0A", "flow_abc123\\x0a 4"), ("/v1/flows/x%00y", "x\\x00y 4")],
+    ids=["newline", "nul"],
+)
+def test_control_characters_in_path_are_escaped(
+    client: TestClient, caplog: pytest.LogCaptureFixture, path: str, escaped: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="broxi_mock.access")
+
+    client.get(path, headers=auth())
+
+    message = access_records(caplog)[0].getMessage()
+    assert escaped in message
+    assert "\n" not in message
+    assert "\x00" not in message
+
+
+def test_text_format_escapes_any_message() -> None:
+    factory = logging_config("info", "text")["formatters"]["default"]["()"]
+    formatter = factory(fmt=TEXT_FORMAT)
+    record = logging.LogRecord("broxi_mock.x", logging.INFO, __file__, 1, "a\nb", None, None)
+
+    line = formatter.format(record)
+
+    assert line.endswith("broxi_mock.x: a\\x0ab")

@@ -120,3 +120,17 @@ def test_no_deliveries_without_endpoints(client: TestClient) -> None:
 
     assert response.status_code == 200
     assert response.json() == {"deliveries": [], "total": 0, "limit": 100}
+
+
+def test_lone_surrogate_endpoint_is_not_stored(client: TestClient) -> None:
+    body = b'{"url": "http://127.0.0.1:4011/", "events": ["session.created\\ud800"]}'
+
+    response = client.post(
+        "/_mock/webhooks", content=body, headers={"Content-Type": "application/json"}
+    )
+    listed = client.get("/_mock/webhooks")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["field"] == "/"
+    assert "surrogate" in response.json()["error"]["details"]["reason"]
+    assert listed.json() == {"endpoints": []}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import auth
+from tests.conftest import PRO_TOKEN, auth
 
 RUN = "/v1/flows/flow_abc123/run"
 JSON = {"Content-Type": "application/json"}
@@ -75,6 +76,51 @@ CASES: list[tuple[str, str, str, dict[str, str], bytes | None, int, str, str, st
         "/",
         "surrogate",
     ),
+    ("nan", "POST", RUN, JSON, b'{"input": NaN}', 400, "INVALID_REQUEST", "/", "NaN"),
+    (
+        "infinity",
+        "POST",
+        RUN,
+        JSON,
+        b'{"input": "a", "stream": Infinity}',
+        400,
+        "INVALID_REQUEST",
+        "/",
+        "no NaN or Infinity",
+    ),
+    (
+        "minus-infinity",
+        "POST",
+        RUN,
+        JSON,
+        b'{"input": -Infinity}',
+        400,
+        "INVALID_REQUEST",
+        "/",
+        "-Infinity",
+    ),
+    (
+        "huge-integer",
+        "POST",
+        RUN,
+        JSON,
+        b'{"input": ' + b"9" * 5000 + b"}",
+        400,
+        "INVALID_REQUEST",
+        "/",
+        "5000 digits",
+    ),
+    (
+        "float-overflow",
+        "POST",
+        RUN,
+        JSON,
+        b'{"input": 1e999}',
+        400,
+        "INVALID_REQUEST",
+        "/",
+        "too large",
+    ),
     (
         "text-plain",
         "POST",
@@ -107,6 +153,28 @@ CASES: list[tuple[str, str, str, dict[str, str], bytes | None, int, str, str, st
         "UNSUPPORTED_MEDIA_TYPE",
         "Content-Type",
         "unsupported",
+    ),
+    (
+        "gzip-body",
+        "POST",
+        RUN,
+        {**JSON, "Content-Encoding": "gzip"},
+        gzip.compress(b'{"input": "a"}'),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "Content-Encoding",
+        "content coding",
+    ),
+    (
+        "br-body",
+        "POST",
+        "/v1/sessions",
+        {**JSON, "Content-Encoding": "br"},
+        b'{"flow_id": "flow_abc123"}',
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "Content-Encoding",
+        "content coding",
     ),
     (
         "limit-zero",
@@ -194,7 +262,29 @@ CASES: list[tuple[str, str, str, dict[str, str], bytes | None, int, str, str, st
         400,
         "INVALID_REQUEST",
         "start_date",
-        "",
+        "RFC 3339 date-time with an offset (such as 2024-01-31T23:59:59Z) or a date YYYY-MM-DD",
+    ),
+    (
+        "limit-huge",
+        "GET",
+        "/v1/flows?limit=" + "9" * 5000,
+        {},
+        None,
+        400,
+        "INVALID_REQUEST",
+        "limit",
+        "out of range (expected between 1 and 100)",
+    ),
+    (
+        "status-repeated",
+        "GET",
+        "/v1/flows?status=published&status=draft",
+        {},
+        None,
+        400,
+        "INVALID_REQUEST",
+        "status",
+        "given more than once",
     ),
     (
         "end-before-start",
@@ -340,6 +430,32 @@ def test_oversized_body_is_413(make_client: Any) -> None:
     assert response.json()["error"]["details"]["max_bytes"] == 64
 
 
+def test_identity_content_encoding_is_accepted(client: TestClient) -> None:
+    headers = {**auth(), **JSON, "Content-Encoding": "identity"}
+
+    response = client.post(RUN, content=b'{"input": "hi"}', headers=headers)
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/v1/flows?status=archived", ["published", "draft"]),
+        ("/v1/analytics/usage?granularity=year", ["hour", "day", "week", "month"]),
+    ],
+    ids=["status", "granularity"],
+)
+def test_enum_error_lists_every_allowed_value(
+    client: TestClient, path: str, allowed: list[str]
+) -> None:
+    response = client.get(path, headers=auth())
+
+    details = response.json()["error"]["details"]
+    assert details["allowed"] == allowed
+    assert "candidates" not in details["reason"]
+
+
 def test_json_with_utf8_charset_is_accepted(client: TestClient) -> None:
     headers = {**auth(), "Content-Type": "application/json; charset=UTF-8"}
 
@@ -353,6 +469,7 @@ def test_wrong_method_lists_allowed(client: TestClient) -> None:
 
     assert response.status_code == 405
     assert response.headers["Allow"] == "POST"
+    assert response.json()["error"]["details"]["location"] == "method"
 
 
 def test_several_problems_are_all_listed(client: TestClient) -> None:
@@ -386,6 +503,33 @@ def test_bad_token_is_401(client: TestClient, header: str | None, reason: str) -
     assert response.json()["error"]["code"] == "UNAUTHORIZED"
     assert response.json()["error"]["details"]["reason"] == reason
     assert "not-a-real-token" not in response.text
+
+
+def test_bare_token_is_not_echoed(client: TestClient) -> None:
+    response = client.get("/v1/flows", headers={"Authorization": PRO_TOKEN})
+
+    assert response.status_code == 401
+    assert response.json()["error"]["details"]["reason"] == "unsupported scheme"
+    assert PRO_TOKEN not in response.text
+    assert PRO_TOKEN[:12] not in response.text
+
+
+def test_long_accept_is_capped_in_message(client: TestClient) -> None:
+    accept = "text/" + "x" * 5000
+
+    response = client.get("/v1/flows", headers={**auth(), "Accept": accept})
+
+    assert response.status_code == 406
+    assert len(response.json()["error"]["message"]) < 300
+
+
+def test_long_content_type_is_capped_in_message(client: TestClient) -> None:
+    headers = {**auth(), "Content-Type": "text/" + "x" * 5000}
+
+    response = client.post(RUN, content=b'{"input": "a"}', headers=headers)
+
+    assert response.status_code == 415
+    assert len(response.json()["error"]["message"]) < 300
 
 
 def test_head_works_on_get_routes(client: TestClient) -> None:

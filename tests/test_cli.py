@@ -153,8 +153,17 @@ def test_bad_rate_limit_flag_is_usage_error() -> None:
         ),
         (["--rate-limit", "20/min\n"], "Invalid value for '--rate-limit': '20/min\\n' is not"),
         (["--rate-limit", "\u0663/min"], "Invalid value for '--rate-limit': '\u0663/min' is not"),
+        (["--cors-origin", "http://x\n"], "cors origin 'http://x\\n' is invalid"),
     ],
-    ids=["heartbeat-nan", "heartbeat-inf", "idle-inf", "retry-nan", "newline", "arabic-digit"],
+    ids=[
+        "heartbeat-nan",
+        "heartbeat-inf",
+        "idle-inf",
+        "retry-nan",
+        "newline",
+        "arabic-digit",
+        "origin-newline",
+    ],
 )
 def test_bad_serve_flag_is_usage_error(args: list[str], message: str) -> None:
     code, output = run_cli("serve", "--port", "0", *args)
@@ -231,3 +240,11 @@ def test_serve_does_not_import_test_tools() -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_huge_stream_delay_is_usage_error() -> None:
+    code, output = run_cli("serve", "--stream-delay-ms", "60001")
+
+    assert code == 2
+    assert "--stream-delay-ms" in output
+    assert "0<=x<=60000" in output

@@ -152,6 +152,31 @@ def test_invalid_prefer_value_is_400(client: TestClient, prefer: str, reason: st
     assert response.json()["error"]["details"]["reason"] == reason
 
 
+def test_invalid_code_lists_documented_codes(client: TestClient) -> None:
+    response = send(client, "listFlows", "code=abc")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["allowed"] == [
+        200,
+        400,
+        401,
+        403,
+        406,
+        429,
+        500,
+        503,
+    ]
+
+
+def test_non_ascii_example_is_quoted_as_sent(client: TestClient) -> None:
+    headers = {**auth(), "Prefer": "example=café".encode()}
+
+    response = client.get("/v1/runs/run_12345", headers=headers)
+
+    assert response.status_code == 400
+    assert "'café'" in response.json()["error"]["message"]
+
+
 def test_unknown_preferences_are_ignored(client: TestClient) -> None:
     response = send(client, "getFlow", "return=minimal, respond-async")
 

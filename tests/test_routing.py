@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from starlette.testclient import TestClient
 
 from tests.conftest import REPO_ROOT, auth
+from tests.helpers import call_and_leave
 
 NEW_OPERATION = {
     "get": {
@@ -107,3 +111,31 @@ def test_empty_success_answers_without_body(
 
     assert response.status_code == 204
     assert response.content == b""
+
+
+def test_fixed_path_rejects_templated_methods(client: TestClient) -> None:
+    response = client.delete("/_mock/webhooks/deliveries")
+
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD"
+    assert response.json()["error"]["details"]["allowed"] == ["GET", "HEAD"]
+
+
+def test_templated_path_still_takes_other_ids(client: TestClient) -> None:
+    added = client.post("/_mock/webhooks", json={"url": "http://127.0.0.1:4011/"})
+
+    removed = client.delete(f"/_mock/webhooks/{added.json()['id']}")
+
+    assert removed.status_code == 204
+
+
+def test_abandoned_upload_is_quiet_499(
+    make_app: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app()
+
+    asyncio.run(call_and_leave(app, "/v1/flows/flow_abc123/run", b'{"input": ', 100))
+
+    assert app.state.journal.latest()[0].status == 499
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert app.state.store.count_runs()["running"] == 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,8 +13,8 @@ import httpx
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from tests.conftest import ACME_TOKEN, auth
-from tests.helpers import fixtures_with_flows, flow_fixture, parse_stream
+from tests.conftest import ACME_TOKEN, LiveServer, auth, stop_server
+from tests.helpers import call_and_leave, fixtures_with_flows, flow_fixture, parse_stream
 
 BODY = {"input": "Where is my order?"}
 COIN_FLOW = flow_fixture("flow_coin", failure={"rate": 0.5, "message": "The coin came down tails."})
@@ -190,3 +192,54 @@ def test_concurrent_runs_each_finish_once(make_app: Callable[..., Starlette]) ->
     assert finals == ["flow.run.completed"] * 4 + ["flow.run.failed"] * 4
     assert all(len(events) == 2 for events in by_run.values())
     assert all(events[0] == "flow.run.started" for events in by_run.values())
+
+
+def test_plain_run_fails_when_client_leaves(make_app: Callable[..., Starlette]) -> None:
+    app = make_app(stream_delay_ms=50)
+    failed: list[dict[str, Any]] = []
+    app.state.events.subscribe(
+        lambda event, data: failed.append(data) if event == "flow.run.failed" else None
+    )
+    body = b'{"input": "Where is my order?"}'
+
+    asyncio.run(call_and_leave(app, "/v1/flows/flow_abc123/run", body, len(body), 0.2))
+
+    entry = app.state.journal.latest()[0]
+    assert failed[0]["error"]["code"] == "CLIENT_DISCONNECTED"
+    assert app.state.store.count_runs()["failed"] == 1
+    assert entry.status == 499
+
+
+def test_shutdown_fails_waiting_plain_run(
+    live_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    server = live_server("--stream-delay-ms", "60000", "--state", str(tmp_path / "state.db"))
+    answers: list[httpx.Response] = []
+    request = threading.Thread(
+        target=lambda: answers.append(
+            httpx.post(
+                f"{server.url}/v1/flows/flow_abc123/run", json=BODY, headers=auth(), timeout=30
+            )
+        )
+    )
+    request.start()
+    wait_for_running_run(server.url)
+
+    started = time.monotonic()
+    stop_server(server.process)
+    request.join(timeout=10)
+
+    assert time.monotonic() - started < 5
+    assert "Application shutdown complete" in server.output()
+    assert answers[0].json()["status"] == "failed"
+    assert "shut down" in answers[0].json()["error"]["message"]
+
+
+def wait_for_running_run(url: str) -> None:
+    """Wait (at most 10 s) until the server has a run in flight."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if httpx.get(f"{url}/_mock/state").json()["runs"]["running"] == 1:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no run started within 10 s")

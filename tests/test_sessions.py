@@ -12,7 +12,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from tests.conftest import READ_ONLY_TOKEN, auth
+from tests.conftest import ACME_TOKEN, READ_ONLY_TOKEN, auth
 from tests.helpers import parse_stream
 
 
@@ -222,3 +222,63 @@ def test_concurrent_turns_keep_history_whole(
     assert all(
         positions[run["output"]] > positions[text] for run, text in zip(runs, inputs, strict=True)
     )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"flow_id": "flow_abc123", "user_id": "\\ud800"}',
+        b'{"flow_id": "flow_abc123", "metadata": {"\\udfff": 1}}',
+        b'{"flow_id": "flow_abc123", "metadata": {"k": "x\\ud83d"}}',
+    ],
+    ids=["user-id", "metadata-key", "metadata-value"],
+)
+def test_lone_surrogate_session_is_not_stored(client: TestClient, body: bytes) -> None:
+    before = client.get("/_mock/state").json()["sessions"]["total"]
+
+    response = client.post(
+        "/v1/sessions", content=body, headers={**auth(), "Content-Type": "application/json"}
+    )
+
+    after = client.get("/_mock/state").json()["sessions"]["total"]
+    assert response.status_code == 400
+    assert "surrogate" in response.json()["error"]["details"]["reason"]
+    assert after == before
+
+
+def test_other_workspace_cannot_read_history(client: TestClient) -> None:
+    session = new_session(client)
+
+    response = client.get(f"/v1/sessions/{session['id']}/history", headers=auth(ACME_TOKEN))
+
+    assert response.status_code == 404
+    assert response.json()["error"]["details"]["field"] == "session_id"
+
+
+def test_other_workspace_cannot_read_fixture_session(client: TestClient) -> None:
+    response = client.get("/v1/sessions/session_def456/history", headers=auth(ACME_TOKEN))
+
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("route", ["run", "stream"])
+def test_other_workspace_cannot_run_in_session(client: TestClient, route: str) -> None:
+    session = new_session(client)
+    body = {"input": "Hi", "session_id": session["id"]}
+
+    response = client.post(f"/v1/flows/flow_abc123/{route}", json=body, headers=auth(ACME_TOKEN))
+
+    assert response.status_code == 404
+    assert response.json()["error"]["details"]["field"] == "/session_id"
+    assert history(client, session["id"])["total"] == 0
+
+
+def test_other_workspace_session_is_own_workspace(client: TestClient) -> None:
+    body = {"flow_id": "flow_abc123"}
+    created = client.post("/v1/sessions", json=body, headers=auth(ACME_TOKEN)).json()
+
+    own = client.get(f"/v1/sessions/{created['id']}/history", headers=auth(ACME_TOKEN))
+    other = client.get(f"/v1/sessions/{created['id']}/history", headers=auth())
+
+    assert own.status_code == 200
+    assert other.status_code == 404

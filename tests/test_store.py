@@ -110,6 +110,33 @@ def test_sqlite_store_reopens_with_same_data(tmp_path: Path) -> None:
     again.close()
 
 
+def test_old_session_record_gets_flow_workspace(tmp_path: Path) -> None:
+    fixtures = load_fixtures(REPO_ROOT / "fixtures")
+    SqliteStore(tmp_path / "state.db", fixtures).close()
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        (record,) = db.execute("SELECT record FROM sessions WHERE id = 'session_123'").fetchone()
+        old = {key: value for key, value in json.loads(record).items() if key != "workspace"}
+        db.execute("UPDATE sessions SET record = ? WHERE id = 'session_123'", (json.dumps(old),))
+
+    store = SqliteStore(tmp_path / "state.db", fixtures)
+    session = store.get_session("session_123")
+    store.close()
+
+    assert session is not None
+    assert session.workspace == "ws_demo"
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_fixture_session_has_flow_workspace(
+    make_store_client: Callable[..., TestClient], backend: str
+) -> None:
+    store = make_store_client(backend).app.state.store
+
+    session = store.get_session("session_def456")
+
+    assert session.workspace == "ws_demo"
+
+
 @pytest.mark.e2e
 def test_restart_keeps_run_and_session(
     live_server: Callable[..., LiveServer], tmp_path: Path
