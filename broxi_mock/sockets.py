@@ -13,8 +13,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
     # sockets whose protocol is IPPROTO_TCP, and without that each response waits about 40 ms.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        # On Linux and macOS SO_REUSEADDR still fails on a port another socket listens on; it only
-        # skips the wait after a previous server on the port stopped.
+        # On Linux, binding still fails while another socket listens on the port. SO_REUSEADDR
+        # only skips the wait after a previous server on the port stopped.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(128)

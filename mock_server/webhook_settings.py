@@ -29,7 +29,7 @@ def validate_webhook_url(url: str) -> str:
         # UnicodeError covers a host that is not valid IDNA, such as 'xn--'.
         raise ValueError(f"{url!r} is not a valid URL ({exc})") from None
     if parsed.userinfo:
-        # The URL is not repeated: it holds a password, and deliveries and listings show URLs.
+        # The message leaves the URL out because it may contain a password.
         raise ValueError(
             f"URL for host {host!r} contains credentials (user:password@); remove them, "
             "because webhook URLs are listed and logged"

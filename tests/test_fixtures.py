@@ -22,10 +22,10 @@ Edit = Callable[[dict[str, Any]], None]
 def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make `serve` fail instead of blocking, should a bad file ever pass its checks."""
 
-    def refuse(*args: object) -> None:
+    def reject_start(*args: object) -> None:
         raise AssertionError("serve started a server despite a bad file")
 
-    monkeypatch.setattr("broxi_mock.cli._run_server", refuse)
+    monkeypatch.setattr("broxi_mock.cli._run_server", reject_start)
 
 
 def edited_fixtures(tmp_path: Path, file: str, edit: Edit) -> Path:

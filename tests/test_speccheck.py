@@ -24,10 +24,10 @@ BUNDLED = yaml.safe_load((REPO_ROOT / "openapi" / "broxi.yaml").read_text())
 def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make `serve` fail instead of blocking, should a bad spec ever pass its checks."""
 
-    def refuse(*args: object) -> None:
+    def reject_start(*args: object) -> None:
         raise AssertionError("serve started a server despite a bad spec")
 
-    monkeypatch.setattr("broxi_mock.cli._run_server", refuse)
+    monkeypatch.setattr("broxi_mock.cli._run_server", reject_start)
 
 
 def write_spec(tmp_path: Path, edit: Edit) -> Path:

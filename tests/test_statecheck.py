@@ -25,10 +25,10 @@ RUN_ROW = (
 def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make `serve` fail instead of blocking, should a bad file ever pass its checks."""
 
-    def refuse(*args: object) -> None:
+    def reject_start(*args: object) -> None:
         raise AssertionError("serve started a server despite a bad file")
 
-    monkeypatch.setattr("broxi_mock.cli._run_server", refuse)
+    monkeypatch.setattr("broxi_mock.cli._run_server", reject_start)
 
 
 def state_with(tmp_path: Path, *statements: str) -> Path:
