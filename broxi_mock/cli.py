@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ from click.core import ParameterSource
 from broxi_mock import __version__
 from broxi_mock.cli_webhooks import secret_option, webhooks
 from broxi_mock.contract_cli import test
-from broxi_mock.errors import MockError
+from broxi_mock.errors import MockError, OptionError
 from broxi_mock.logs import LOG_FORMATS, logging_config
+from broxi_mock.options import FiniteFloatRange
 from broxi_mock.spec import bundled_fixtures_dir, bundled_spec_path, load_spec
 from broxi_mock.webhook_contract import DEFAULT_SECRET, mask_secret
 
@@ -77,7 +79,7 @@ def main() -> None:
 def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) -> str:
     from mock_server.config import RATE_LIMIT_PATTERN
 
-    match = RATE_LIMIT_PATTERN.match(value)
+    match = RATE_LIMIT_PATTERN.fullmatch(value)
     if match is None or (match.group(2) is not None and int(match.group(2)) < 1):
         raise click.BadParameter(f"{value!r} is not 'tier', 'off' or 'N/min' with N >= 1.")
     return value
@@ -110,7 +112,7 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
 )
 @click.option(
     "--heartbeat",
-    type=click.FloatRange(min=0.01),
+    type=FiniteFloatRange(min=0.01),
     default=15.0,
     help="Seconds between heartbeat comments on an idle stream.",
 )
@@ -198,13 +200,13 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
 )
 @click.option(
     "--webhook-retry-window",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=300.0,
     help="Seconds after the first attempt in which a webhook delivery may be retried.",
 )
 @click.option(
     "--session-idle-timeout",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=1800.0,
     help="Seconds without a run after which an active session ends; 0 keeps sessions open.",
 )
@@ -218,33 +220,69 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str) ->
 @click.pass_context
 def serve(ctx: click.Context, /, **options: Any) -> None:
     """Start the mock server on the bundled spec and fixtures."""
-    import uvicorn
-
-    from mock_server import create_app
-    from mock_server.runtime import tune_for_serving
-
     try:
         options = _merge_config_file(ctx, options)
-        config = _mock_config(options)
-        app = create_app(config)
     except MockError as exc:
         raise click.ClickException(str(exc)) from exc
-    log_settings = logging_config(
-        options["log_level"], options["log_format"], options["access_log"]
-    )
-    logging.config.dictConfig(log_settings)
-    _announce(app, config, options)
+    # Files are checked before the port, except with --port 0: the system picks that port at
+    # bind time, and the app's links must show the real one.
+    sock = _listen(options["host"], options["port"]) if options["port"] == 0 else None
+    try:
+        if sock is not None:
+            options["port"] = sock.getsockname()[1]
+        app, config = _build_app(ctx, options)
+        sock = sock or _listen(options["host"], options["port"])
+        log_settings = logging_config(
+            options["log_level"], options["log_format"], options["access_log"]
+        )
+        logging.config.dictConfig(log_settings)
+        _announce(app, config, options)
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
+    with sock:
+        _run_server(app, sock, options["log_level"], log_settings)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    from broxi_mock.sockets import bind_socket, describe_bind_error
+
+    try:
+        return bind_socket(host, port)
+    except (OSError, UnicodeError) as exc:
+        if isinstance(exc, UnicodeError):
+            exc = OSError(None, f"invalid host name ({exc})")
+        raise click.ClickException(describe_bind_error(host, port, exc)) from exc
+
+
+def _build_app(ctx: click.Context, options: dict[str, Any]) -> tuple[Any, Any]:
+    from mock_server import create_app
+
+    try:
+        config = _mock_config(options)
+        return create_app(config), config
+    except OptionError as exc:
+        raise click.UsageError(str(exc), ctx) from exc
+    except MockError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _run_server(app: Any, sock: socket.socket, log_level: str, log_settings: Any) -> None:
+    import uvicorn
+
+    from mock_server.runtime import tune_for_serving
+
     tune_for_serving()
-    uvicorn.run(
+    settings = uvicorn.Config(
         app,
-        host=options["host"],
-        port=options["port"],
-        log_level=options["log_level"],
+        log_level=log_level,
         log_config=log_settings,
         access_log=False,
         loop="uvloop",
         http="httptools",
     )
+    uvicorn.Server(settings).run(sockets=[sock])
 
 
 def _merge_config_file(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:
@@ -326,7 +364,9 @@ def _announce(app: Any, config: Any, options: dict[str, Any]) -> None:
             extra={"fields": fields},
         )
         return
-    token = next(t for t in app.state.store.fixtures.tokens if t.tier == "pro")
+    # The fixtures hold at least one token; a pro one shows the most of the API.
+    tokens = app.state.store.fixtures.tokens
+    token = next((t for t in tokens if t.tier == "pro"), tokens[0])
     click.echo(f"broxi-mock {__version__} serving {count} operations")
     click.echo(f"  URL:      {url}")
     click.echo(f"  spec:     {config.spec_path}")

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from broxi_mock.errors import MockError
+from broxi_mock.options import FiniteFloatRange
 from broxi_mock.spec import bundled_spec_path, load_spec
 from broxi_mock.webhook_contract import DEFAULT_SECRET, mask_secret, validate_secret
 
@@ -64,7 +65,7 @@ def webhooks() -> None:
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=None,
     help="Stop after this many seconds (default: wait for --expect events, or Ctrl-C).",
 )
@@ -77,8 +78,9 @@ def listen(
     timeout: float | None,
 ) -> None:
     """Receive webhooks, verify signatures and payloads, print one line per delivery."""
-    from broxi_mock.receiver import WebhookReceiver, bind_socket
+    from broxi_mock.receiver import WebhookReceiver
     from broxi_mock.receiver import listen as listen_on
+    from broxi_mock.sockets import bind_socket, describe_bind_error
     from broxi_mock.webhook_contract import PayloadChecker
 
     try:
@@ -89,7 +91,7 @@ def listen(
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        raise click.ClickException(describe_bind_error(host, port, exc)) from exc
     bound_port = sock.getsockname()[1]
     display_host = f"[{host}]" if ":" in host else host
     click.echo(

@@ -10,6 +10,7 @@ import click
 
 from broxi_mock.cli_webhooks import secret_option
 from broxi_mock.errors import MockError
+from broxi_mock.options import FiniteFloatRange
 from broxi_mock.spec import Spec, bundled_spec_path, load_spec
 
 PHASE_NAMES = ("examples", "coverage", "fuzzing", "stateful")
@@ -136,7 +137,7 @@ def api_url(base_url: str, base_path: str) -> str:
 )
 @click.option(
     "--request-timeout",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloatRange(min=0.1),
     default=30.0,
     help="Seconds a request, a whole event stream included, may take.",
 )
@@ -153,7 +154,7 @@ def api_url(base_url: str, base_path: str) -> str:
 )
 @click.option(
     "--webhook-wait",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloatRange(min=0.1),
     default=10.0,
     help="Seconds to wait for the expected webhooks to arrive.",
 )

@@ -17,3 +17,7 @@ class FixtureError(MockError):
 
 class ConfigError(MockError):
     """A configuration file or option is invalid."""
+
+
+class OptionError(ConfigError):
+    """A command-line option's value is invalid; the CLI reports it as a usage error (exit 2)."""

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
-from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from broxi_mock.lint_rules import (
     ambiguous_paths,
@@ -17,6 +16,7 @@ from broxi_mock.lint_rules import (
     unused_components,
 )
 from broxi_mock.spec import Spec
+from broxi_mock.speccheck import spec_problems
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,7 @@ def escape(part: str | int) -> str:
 
 def lint_spec(spec: Spec, fixtures_dir: Path | None = None) -> list[Finding]:
     """Return structural problems, then examples, project rules and fixtures that break them."""
-    findings = [
-        Finding("/" + "/".join(escape(p) for p in error.path), error.message.splitlines()[0])
-        for error in OpenAPIV31SpecValidator(spec.document).iter_errors()
-    ]
+    findings = [Finding(pointer, message) for pointer, message in spec_problems(spec)]
     if findings:
         return findings
     findings = list(_example_findings(spec))

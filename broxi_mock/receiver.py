@@ -85,6 +85,13 @@ class WebhookReceiver:
             payload = json.loads(body)
         except ValueError as exc:
             return Verdict("invalid", webhook_id, None, f"body is not valid JSON: {exc}", 400)
+        except RecursionError:
+            return Verdict(
+                "invalid", webhook_id, None, "body is not valid JSON: nests too deep", 400
+            )
+        if _has_lone_surrogate(payload):
+            detail = "body is not valid JSON text: a \\u escape encodes a lone UTF-16 surrogate"
+            return Verdict("invalid", webhook_id, None, detail, 400)
         event = payload.get("event") if isinstance(payload, dict) else None
         event = event if isinstance(event, str) else None
         problems = self._checker.check(payload)
@@ -150,27 +157,19 @@ async def _read_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
+def _has_lone_surrogate(payload: Any) -> bool:
+    # Python decodes a lone surrogate escape into a string that cannot be encoded as UTF-8.
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _summarize(data: Any) -> str:
     if not isinstance(data, dict):
         return ""
     return " ".join(f"{name}={data[name]}" for name in SUMMARY_FIELDS if data.get(name))
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Open a listening TCP socket; raises OSError when the address is taken or invalid."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # The protocol must be named: asyncio turns off Nagle's algorithm (TCP_NODELAY) only on
-    # sockets whose protocol is IPPROTO_TCP, and without that each response waits about 40 ms.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock
 
 
 async def listen(

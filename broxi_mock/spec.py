@@ -198,9 +198,14 @@ def _component_of(components: dict[str, Any], ref: Any) -> tuple[str, str, Any] 
 
 
 def _base_path(document: dict[str, Any]) -> str:
-    servers = document.get("servers") or [{"url": "/"}]
-    path = urlsplit(str(servers[0].get("url", "/"))).path.rstrip("/")
-    return path
+    # A malformed `servers` is reported by the structural check; until then it means "/".
+    servers = document.get("servers")
+    first = servers[0] if isinstance(servers, list) and servers else {}
+    url = first.get("url", "/") if isinstance(first, dict) else "/"
+    try:
+        return urlsplit(str(url)).path.rstrip("/")
+    except ValueError:
+        return ""
 
 
 def load_spec(path: Path | None = None) -> Spec:

@@ -13,7 +13,8 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from broxi_mock.spec import Operation, Spec, load_spec
+from broxi_mock.spec import Operation, Spec, bundled_admin_spec_path, bundled_spec_path
+from broxi_mock.speccheck import check_handled_parameters, load_checked_spec
 from mock_server.access import AccessMiddleware
 from mock_server.admin import AdminHandlers
 from mock_server.auth import find_token
@@ -41,8 +42,8 @@ logger = logging.getLogger("broxi_mock.server")
 def create_app(config: MockConfig | None = None) -> Starlette:
     """Build the mock server for a configuration; raises `MockError` on a bad spec or fixture."""
     config = config or MockConfig()
-    spec = load_spec(config.spec_path)
-    admin_spec = load_spec(config.admin_spec_path)
+    spec = load_checked_spec(config.spec_path)
+    admin_spec = load_checked_spec(config.admin_spec_path)
     fixtures = load_fixtures(config.fixtures_dir)
     store = _open_store(config, fixtures)
     events = EventBus()
@@ -53,6 +54,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     limiter = RateLimiter(config.rate_limit, config.clock)
     journal = RequestJournal(config.journal_size)
     handlers = Handlers(store, engine, config, config.public_url.rstrip("/") + spec.base_path)
+    check_handled_parameters(spec, bundled_spec_path(), handlers.table())
     routes = build_routes(
         spec,
         handlers.table(),
@@ -63,6 +65,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         _scenario_factory(spec, config),
     )
     admin = AdminHandlers(store, limiter, spec, journal, engine, webhooks, sessions)
+    check_handled_parameters(admin_spec, bundled_admin_spec_path(), admin.table())
     routes += build_routes(
         admin_spec,
         admin.table(),

@@ -6,13 +6,14 @@ import random
 import re
 from dataclasses import dataclass
 
-from broxi_mock.errors import ConfigError
+from broxi_mock.errors import ConfigError, OptionError
 from broxi_mock.spec import Operation, Spec
 
 DEFAULT_FAILURE_STATUS = 503
 MAX_LATENCY_MS = 600_000
-LATENCY_PATTERN = re.compile(r"^(\d+)(?:-(\d+))?$")
-FAILURE_PATTERN = re.compile(r"^([0-9]*\.?[0-9]+)(?::(\d{3}))?$")
+# Matched with fullmatch, so that a trailing newline is rejected too.
+LATENCY_PATTERN = re.compile(r"([0-9]+)(?:-([0-9]+))?")
+FAILURE_PATTERN = re.compile(r"([0-9]*\.?[0-9]+)(?::([0-9]{3}))?")
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def parse_latency_option(value: str) -> ChaosRule:
     """Parse `--latency [ROUTE=]MIN[-MAX]` (milliseconds) into a rule."""
     origin = f"--latency {value!r}"
     route, amount = _split_route(value)
-    match = LATENCY_PATTERN.match(amount)
+    match = LATENCY_PATTERN.fullmatch(amount)
     if match is None:
         raise ConfigError(f"{origin}: expected [ROUTE=]MIN[-MAX] in milliseconds, got {amount!r}")
     low = int(match.group(1))
@@ -97,7 +98,7 @@ def parse_failure_option(value: str) -> ChaosRule:
     """Parse `--failure-rate [ROUTE=]RATE[:STATUS]` into a rule."""
     origin = f"--failure-rate {value!r}"
     route, amount = _split_route(value)
-    match = FAILURE_PATTERN.match(amount)
+    match = FAILURE_PATTERN.fullmatch(amount)
     if match is None:
         raise ConfigError(
             f"{origin}: expected [ROUTE=]RATE[:STATUS] such as 0.1:503, got {amount!r}"
@@ -125,9 +126,10 @@ def compile_chaos(spec: Spec, rules: tuple[ChaosRule, ...], seed: int) -> dict[s
     specific = [rule for rule in rules if rule.route is not None]
     for rule in specific:
         if rule.route not in names:
-            raise ConfigError(
+            raise _rule_error(
+                rule.origin,
                 f"{rule.origin}: unknown route {rule.route!r} (expected an operationId or "
-                f"'METHOD /path', one of {sorted(o.operation_id for o in operations)})"
+                f"'METHOD /path', one of {sorted(o.operation_id for o in operations)})",
             )
     plans = {}
     for operation in operations:
@@ -161,8 +163,14 @@ def _plan_for(operation: Operation, rules: list[ChaosRule], seed: int) -> ChaosP
     documented = sorted(int(code) for code in responses if str(code).isdigit())
     if rate > 0 and status not in documented:
         errors = [code for code in documented if code >= 400]
-        raise ConfigError(
+        raise _rule_error(
+            status_origin,
             f"{status_origin or 'chaos'}: status {status} is not documented for "
-            f"{operation.operation_id} (expected one of {errors})"
+            f"{operation.operation_id} (expected one of {errors})",
         )
     return ChaosPlan(operation.operation_id, seed, latency, rate, status)
+
+
+def _rule_error(origin: str, message: str) -> ConfigError:
+    # A rule from a command-line option is a usage error; one from the config file is not.
+    return OptionError(message) if origin.startswith("--") else ConfigError(message)

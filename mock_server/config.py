@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable
@@ -17,7 +18,8 @@ from mock_server.store import DEFAULT_MAX_RUNS
 from mock_server.webhook_settings import WebhookSettings
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-RATE_LIMIT_PATTERN = re.compile(r"^(tier|off|(\d+)/min)$")
+# Matched with fullmatch: `$` would also match before a trailing newline.
+RATE_LIMIT_PATTERN = re.compile(r"(tier|off|([0-9]+)/min)")
 DEFAULT_SESSION_IDLE_TIMEOUT = 30 * 60.0
 
 
@@ -50,7 +52,7 @@ class MockConfig:
     session_idle_timeout: float | None = DEFAULT_SESSION_IDLE_TIMEOUT
 
     def __post_init__(self) -> None:
-        if not RATE_LIMIT_PATTERN.match(self.rate_limit):
+        if not RATE_LIMIT_PATTERN.fullmatch(self.rate_limit):
             raise ConfigError(
                 f"rate_limit: invalid value {self.rate_limit!r} (expected 'tier', 'off' or 'N/min')"
             )
@@ -63,14 +65,17 @@ class MockConfig:
             raise ConfigError(
                 f"stream_delay_ms: {delay} is out of range (expected 0 to {MAX_STREAM_DELAY_MS})"
             )
-        if self.heartbeat_seconds <= 0:
-            raise ConfigError(f"heartbeat_seconds: {self.heartbeat_seconds} must be positive")
+        if not math.isfinite(self.heartbeat_seconds) or self.heartbeat_seconds <= 0:
+            raise ConfigError(
+                f"heartbeat_seconds: {self.heartbeat_seconds} must be a positive number"
+            )
         if self.max_runs < 1:
             raise ConfigError(f"max_runs: {self.max_runs} must be at least 1")
         if self.journal_size < 0:
             raise ConfigError(f"journal_size: {self.journal_size} must not be negative")
         origin_regex(self.cors_origins)
-        if self.session_idle_timeout is not None and self.session_idle_timeout <= 0:
+        timeout = self.session_idle_timeout
+        if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
             raise ConfigError(
                 f"session_idle_timeout: {self.session_idle_timeout} must be positive "
                 "(or None to keep sessions open)"

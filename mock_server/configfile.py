@@ -21,7 +21,7 @@ from mock_server.webhook_settings import WebhookSettings
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LatencySection(Section):
@@ -98,7 +98,7 @@ class ServeFile(Section):
     """The whole config file."""
 
     seed: int | None = None
-    rate_limit: Annotated[str | None, Field(pattern=RATE_LIMIT_PATTERN.pattern)] = None
+    rate_limit: str | None = None
     journal: JournalSection | None = None
     logging: LoggingSection | None = None
     cors: CorsSection | None = None
@@ -111,7 +111,9 @@ class ServeFile(Section):
 
     @field_validator("rate_limit")
     @classmethod
-    def _at_least_one_per_minute(cls, value: str | None) -> str | None:
+    def _valid_rate_limit(cls, value: str | None) -> str | None:
+        if value is not None and RATE_LIMIT_PATTERN.fullmatch(value) is None:
+            raise ValueError(f"{value!r} is not 'tier', 'off' or 'N/min'")
         if value is not None and value.endswith("/min") and int(value[:-4]) < 1:
             raise ValueError(f"{value!r} must allow at least 1/min")
         return value
@@ -187,10 +189,11 @@ def _first_problem(exc: ValidationError) -> str:
         known = _known_fields(error["loc"][:-1])
         expected = f" (expected one of {known})" if known else ""
         return f"{location}: unknown field{expected}{suffix}"
-    # A signing secret is never echoed, not even a malformed one.
-    hidden = error["type"] == "missing" or error["loc"][-1:] == ("secret",)
+    # A signing secret is never echoed, not even a malformed one; our own checks name the value.
+    hidden = error["type"] in ("missing", "value_error") or error["loc"][-1:] == ("secret",)
     got = "" if hidden else f" (got {error['input']!r})"
-    return f"{location}: {error['msg']}{got}{suffix}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{location}: {message}{got}{suffix}"
 
 
 def _known_fields(parent: tuple[int | str, ...]) -> list[str]:

@@ -34,7 +34,8 @@ EXPOSED_HEADERS = (
 )
 # A wildcard never matches ':', '/' or '@', so it cannot stretch one host into another.
 WILDCARD = "[A-Za-z0-9.-]*"
-ORIGIN_PATTERN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/?#\s]+$")
+# Matched with fullmatch: `$` would also match before a trailing newline.
+ORIGIN_PATTERN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")
 PREFLIGHT_MAX_AGE = 600
 
 
@@ -49,7 +50,7 @@ def origin_regex(patterns: Iterable[str]) -> str:
     for pattern in patterns:
         if pattern == "*":
             return ".*"
-        if not ORIGIN_PATTERN.match(pattern.replace("*", "x")):
+        if not ORIGIN_PATTERN.fullmatch(pattern.replace("*", "x")):
             raise ConfigError(
                 f"cors origin {pattern!r} is invalid (expected scheme://host[:port] with no path, "
                 "such as 'http://localhost:3000', with '*' as a wildcard)"

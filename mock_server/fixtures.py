@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from broxi_mock.errors import FixtureError
 from broxi_mock.spec import read_yaml
@@ -14,10 +22,14 @@ from broxi_mock.spec import read_yaml
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Tier = Literal["free", "pro", "enterprise"]
 FlowKind = Literal["support", "summarizer", "sql", "classifier", "translator", "writer"]
+# Every fixture time needs an offset (`Z` or `+02:00`): a naive time cannot be ordered against
+# the server's UTC clock.
+Timestamp = AwareDatetime
+Range = TypeVar("Range", tuple[int, int], tuple[float, float])
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TokenFixture(StrictModel):
@@ -66,11 +78,11 @@ class FlowFixture(StrictModel):
     status: Literal["published", "draft"]
     kind: FlowKind
     workspace: Identifier
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     config: FlowConfigFixture
     system_prompt_tokens: Annotated[int, Field(ge=0)] = 40
-    price_per_1k_tokens: Annotated[float, Field(ge=0)] = 0.002
+    price_per_1k_tokens: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.002
     latency: LatencyFixture = LatencyFixture()
     failure: FailureFixture = FailureFixture()
     replies: list[str] = []
@@ -85,7 +97,7 @@ class FlowFixture(StrictModel):
 class MessageFixture(StrictModel):
     role: Literal["user", "assistant"]
     content: str
-    timestamp: dt.datetime
+    timestamp: Timestamp
 
 
 class SessionFixture(StrictModel):
@@ -95,19 +107,31 @@ class SessionFixture(StrictModel):
     flow_id: Identifier
     user_id: str | None = None
     status: Literal["active", "ended"] = "active"
-    created_at: dt.datetime
+    created_at: Timestamp
     metadata: dict[str, Any] = {}
     messages: list[MessageFixture] = []
+
+
+def check_range(pair: Range) -> Range:
+    """Return a [min, max] pair of finite, non-negative numbers, or raise ValueError."""
+    low, high = pair
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"range {[low, high]} must hold finite numbers")
+    if low < 0:
+        raise ValueError(f"range {[low, high]} must not be negative")
+    if low > high:
+        raise ValueError(f"range {[low, high]} has min above max (expected [min, max])")
+    return pair
 
 
 class UsageFixture(StrictModel):
     """How the generated usage history looks: how far back and how busy each flow is."""
 
     days: Annotated[int, Field(ge=1, le=730)] = 45
-    runs_per_day: dict[Identifier, tuple[int, int]]
+    runs_per_day: dict[Identifier, Annotated[tuple[int, int], AfterValidator(check_range)]]
     failure_rate: Annotated[float, Field(ge=0, le=1)] = 0.05
-    tokens_per_run: tuple[int, int] = (60, 900)
-    duration_seconds: tuple[float, float] = (0.4, 6.0)
+    tokens_per_run: Annotated[tuple[int, int], AfterValidator(check_range)] = (60, 900)
+    duration_seconds: Annotated[tuple[float, float], AfterValidator(check_range)] = (0.4, 6.0)
 
 
 class Fixtures(StrictModel):
@@ -133,6 +157,11 @@ def load_fixtures(folder: Path) -> Fixtures:
     lists = {
         name: _load_list(folder / f"{name}.yaml", name, model) for name, model in FILES.items()
     }
+    if not lists["tokens"]:
+        raise FixtureError(
+            f"{folder / 'tokens.yaml'}: tokens: no token listed (expected at least one, "
+            "because every API request needs a token)"
+        )
     usage = _load_usage(folder / "usage.yaml")
     fixtures = Fixtures(usage=usage, **lists)
     _check_references(folder, fixtures)
@@ -177,6 +206,9 @@ def _first_problem(exc: ValidationError) -> str:
     field = ".".join(str(part) for part in error["loc"]) or "entry"
     more = len(exc.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    if error["type"] == "value_error":
+        # Our own checks name the value in their message already.
+        return f"{field}: {str(error['msg']).removeprefix('Value error, ')}{suffix}"
     got = f", got {error['input']!r}" if error["type"] != "missing" else ""
     return f"{field}: {error['msg']}{got}{suffix}"
 

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from broxi_mock.errors import SpecError
 from broxi_mock.spec import Operation, Spec
 from mock_server.auth import authenticate
 from mock_server.errors import ApiError, client_gone, error_response, field_error
@@ -37,7 +38,7 @@ from mock_server.validation import (
 )
 
 logger = logging.getLogger("broxi_mock.server")
-REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Request ids only need to be unique, not secret: a generator seeded once from the system's
 # entropy saves a system call on every request.
 _REQUEST_IDS = random.Random(os.urandom(16))
@@ -87,7 +88,7 @@ def assign_request_id(scope: Scope) -> str:
         if name == b"x-request-id":
             sent = value.decode("latin-1")
             break
-    request_id = sent if sent and REQUEST_ID_PATTERN.match(sent) else _new_request_id()
+    request_id = sent if sent and REQUEST_ID_PATTERN.fullmatch(sent) else _new_request_id()
     scope["broxi.request_id"] = request_id
     return request_id
 
@@ -305,17 +306,25 @@ def build_routes(
                 "No handler for %s; it answers with its spec example.", operation.operation_id
             )
             handler = fallback(operation)
-        endpoint = OperationEndpoint(
-            operation=operation,
-            rules=compile_rules(spec, operation),
-            response_media_types=response_media_types(spec, operation),
-            handler=handler,
-            store=store,
-            limiter=limiter,
-            max_body_bytes=max_body_bytes,
-            authenticated=_needs_token(spec, operation),
-            scenarios=scenarios(operation) if scenarios is not None else None,
-        )
+        try:
+            endpoint = OperationEndpoint(
+                operation=operation,
+                rules=compile_rules(spec, operation),
+                response_media_types=response_media_types(spec, operation),
+                handler=handler,
+                store=store,
+                limiter=limiter,
+                max_body_bytes=max_body_bytes,
+                authenticated=_needs_token(spec, operation),
+                scenarios=scenarios(operation) if scenarios is not None else None,
+            )
+        except (ValueError, LookupError, TypeError, AttributeError, RecursionError) as exc:
+            # The structural check catches most problems first; this keeps the rest to one line.
+            # jsonschema_rs.ValidationError, raised for a schema it cannot compile, is a ValueError.
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SpecError(
+                f"{spec.source}: {operation.pointer}: cannot compile the operation ({problem})"
+            ) from exc
         path = spec.base_path + operation.path
         routes.append(
             Route(path, endpoint, methods=[operation.method], name=operation.operation_id)

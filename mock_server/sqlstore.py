@@ -25,6 +25,8 @@ from mock_server.records import (
     UsageEntry,
     utc_now,
 )
+from mock_server.statecheck import check_rows
+from mock_server.statelock import StateLock
 from mock_server.store import DEFAULT_MAX_RUNS, RUN_STATUSES, SESSION_STATUSES, Store
 
 SCHEMA_VERSION = 1
@@ -94,12 +96,22 @@ class SqliteStore(Store):
         super().__init__(fixtures, seed, max_runs)
         self.path = path
         self._lock = threading.Lock()
-        self._db = _open(path)
+        if path.is_dir():
+            raise ConfigError(f"{path}: state file is a folder (expected a file)")
+        self._file_lock = StateLock(path)
+        try:
+            self._db = _open(path)
+        except BaseException:
+            self._file_lock.release()
+            raise
         try:
             self._prepare()
         except sqlite3.Error as exc:
-            self._db.close()
+            self.close()
             raise ConfigError(f"{path}: state file cannot be used ({exc})") from exc
+        except BaseException:
+            self.close()
+            raise
         self._generate_history()
 
     def _prepare(self) -> None:
@@ -123,6 +135,7 @@ class SqliteStore(Store):
                 "WHERE status = 'running'",
                 (json.dumps(INTERRUPTED_ERROR), utc_now().isoformat()),
             )
+            check_rows(db, self.path, _decode_session)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -149,6 +162,7 @@ class SqliteStore(Store):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._file_lock.release()
 
     def add_run(self, run: RunRecord, messages: Sequence[MessageRecord] = ()) -> None:
         with self._transaction() as db:

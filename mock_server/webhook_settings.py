@@ -25,14 +25,24 @@ def validate_webhook_url(url: str) -> str:
 
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as exc:
+        port, host = parsed.port, parsed.host
+    except (httpx.InvalidURL, TypeError, UnicodeError) as exc:
+        # UnicodeError covers a host that is not valid IDNA, such as 'xn--'.
         raise ValueError(f"{url!r} is not a valid URL ({exc})") from None
+    if parsed.userinfo:
+        # The message leaves the URL out because it may contain a password.
+        raise ValueError(
+            f"URL for host {host!r} contains credentials (user:password@); remove them, "
+            "because webhook URLs are listed and logged"
+        )
     if not parsed.scheme:
         raise ValueError(f"{url!r} has no scheme (expected it to start with http:// or https://)")
     if parsed.scheme not in ("http", "https"):
         raise ValueError(f"{url!r} must use http or https (got scheme {parsed.scheme!r})")
-    if not parsed.host:
+    if not host:
         raise ValueError(f"{url!r} has no host (expected e.g. 'http://127.0.0.1:4011/hooks')")
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"{url!r} has port {port} (expected 1 to 65535)")
     if parsed.fragment:
         raise ValueError(f"{url!r} has a fragment, which is never sent; remove the '#' part")
     return url
@@ -53,7 +63,7 @@ def validate_events(events: list[str] | None) -> list[str] | None:
 class EndpointSettings(BaseModel):
     """One endpoint that receives webhooks."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     url: str = Field(description="The http(s) URL each event is POSTed to.")
     events: list[EventType] | None = Field(
@@ -82,7 +92,7 @@ class EndpointSettings(BaseModel):
 class WebhookSettings(BaseModel):
     """The endpoints that receive webhooks, and the retry and timeout policy, in seconds."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     endpoints: list[EndpointSettings] = Field(default_factory=list)
     secret: str = Field(

@@ -59,6 +59,18 @@ def test_ftp_url_is_400_naming_url(client: TestClient) -> None:
     }
 
 
+def test_url_with_credentials_is_400_unlisted(client: TestClient) -> None:
+    url = "http://user:hunter2@127.0.0.1:4011/hooks"
+
+    response = client.post("/_mock/webhooks", json={"url": url})
+    listed = client.get("/_mock/webhooks")
+
+    assert response.status_code == 400
+    assert "contains credentials" in response.json()["error"]["message"]
+    assert "hunter2" not in response.text
+    assert "hunter2" not in listed.text
+
+
 def test_unknown_event_is_400_naming_event(client: TestClient) -> None:
     body = {"url": "http://127.0.0.1:4011/", "events": ["flow.run.paused"]}
 

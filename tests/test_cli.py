@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from broxi_mock.cli import main
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, auth, stop_server
 
 
 def run_cli(*args: str) -> tuple[int, str]:
@@ -130,6 +136,110 @@ def test_bad_rate_limit_flag_is_usage_error() -> None:
     assert code == 2
     assert "--rate-limit" in output
     assert "'fast'" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--heartbeat", "nan"], "Invalid value for '--heartbeat': 'nan' is not a finite number."),
+        (["--heartbeat", "inf"], "Invalid value for '--heartbeat': 'inf' is not a finite number."),
+        (
+            ["--session-idle-timeout", "inf"],
+            "Invalid value for '--session-idle-timeout': 'inf' is not a finite number.",
+        ),
+        (
+            ["--webhook-retry-window", "nan"],
+            "Invalid value for '--webhook-retry-window': 'nan' is not a finite number.",
+        ),
+        (["--rate-limit", "20/min\n"], "Invalid value for '--rate-limit': '20/min\\n' is not"),
+        (["--rate-limit", "\u0663/min"], "Invalid value for '--rate-limit': '\u0663/min' is not"),
+        (["--cors-origin", "http://x\n"], "cors origin 'http://x\\n' is invalid"),
+    ],
+    ids=[
+        "heartbeat-nan",
+        "heartbeat-inf",
+        "idle-inf",
+        "retry-nan",
+        "newline",
+        "arabic-digit",
+        "origin-newline",
+    ],
+)
+def test_bad_serve_flag_is_usage_error(args: list[str], message: str) -> None:
+    code, output = run_cli("serve", "--port", "0", *args)
+
+    assert code == 2
+    assert message in output
+
+
+def test_port_in_use_is_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+
+        code, output = run_cli("serve", "--port", str(port))
+
+    assert code == 1
+    assert output == f"Error: 127.0.0.1:{port}: address already in use; pick another with --port\n"
+
+
+def test_unknown_host_is_one_line() -> None:
+    code, output = run_cli("serve", "--host", "not a host", "--port", "0")
+
+    assert code == 1
+    assert len(output.strip().splitlines()) == 1
+    assert output.startswith("Error: --host 'not a host': cannot listen on this host")
+
+
+@pytest.mark.e2e
+def test_port_zero_banner_shows_real_port(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-m", "broxi_mock", "serve", "--port", "0"]
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            command, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT, text=True
+        )
+    try:
+        url = wait_for_banner_url(log, process)
+
+        response = httpx.get(f"{url}/flows", headers=auth())
+    finally:
+        stop_server(process)
+
+    assert not url.endswith(":0/v1")
+    assert response.status_code == 200
+
+
+def wait_for_banner_url(log: Path, process: subprocess.Popen[str]) -> str:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and process.poll() is None:
+        found = re.search(r"URL:\s+(\S+)", log.read_text())
+        if found:
+            return found.group(1)
+        time.sleep(0.05)
+    raise AssertionError(f"no URL line in the banner:\n{log.read_text()}")
+
+
+SERVE_IMPORTS_SCRIPT = """
+import sys
+from broxi_mock import cli
+
+def report(*args):
+    print(sorted(name for name in ("pytest", "schemathesis", "hypothesis") if name in sys.modules))
+
+cli._run_server = report
+cli.main(["serve", "--port", "0"])
+"""
+
+
+def test_serve_does_not_import_test_tools() -> None:
+    command = [sys.executable, "-c", SERVE_IMPORTS_SCRIPT]
+
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_huge_stream_delay_is_usage_error() -> None:

@@ -44,7 +44,7 @@ def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("serve started a server despite a bad setting")
 
-    monkeypatch.setattr("uvicorn.run", refuse)
+    monkeypatch.setattr("broxi_mock.cli._run_server", refuse)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -108,10 +108,10 @@ def test_command_line_wins_over_file() -> None:
         ),
         (
             "chaos:\n  latency: {min_ms: 50, max_ms: 10}\n",
-            "chaos.latency: Value error, max_ms 10 is below min_ms 50",
+            "chaos.latency: max_ms 10 is below min_ms 50",
         ),
-        ("rate_limit: fast\n", "rate_limit: String should match pattern"),
-        ("rate_limit: 0/min\n", "rate_limit: Value error, '0/min' must allow at least 1/min"),
+        ("rate_limit: fast\n", "rate_limit: 'fast' is not 'tier', 'off' or 'N/min'"),
+        ("rate_limit: 0/min\n", "rate_limit: '0/min' must allow at least 1/min"),
         ("journal:\n  size: -1\n", "journal.size: Input should be greater than or equal to 0"),
         (
             "webhookz: {}\n",
@@ -126,7 +126,7 @@ def test_command_line_wins_over_file() -> None:
         ("cors:\n  allowed_origins: []\n", "cors.allowed_origins: List should have at least 1"),
         (
             "cors:\n  allowed_origins: ['http://localhost:3000/']\n",
-            "cors.allowed_origins: Value error, cors origin 'http://localhost:3000/' is invalid",
+            "cors.allowed_origins: cors origin 'http://localhost:3000/' is invalid",
         ),
         ("- seed\n", "top level is list, expected a mapping"),
         ("seed: [1\n", "line 2, column 1: invalid YAML"),
@@ -175,8 +175,41 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
 def test_serve_rejects_bad_chaos(args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, ["serve", "--port", "0", *args])
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2
+    assert "Usage: " in result.output
     assert message in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("session_idle_timeout: .nan\n", "session_idle_timeout: Input should be a finite number"),
+        ("session_idle_timeout: .inf\n", "session_idle_timeout: Input should be a finite number"),
+        (
+            "webhooks:\n  retry_window_seconds: .inf\n",
+            "webhooks.retry_window_seconds: Input should be a finite number",
+        ),
+        ('rate_limit: "20/min\\n"\n', "rate_limit: '20/min\\n' is not 'tier'"),
+    ],
+    ids=["idle-nan", "idle-inf", "retry-window-inf", "rate-limit-newline"],
+)
+def test_file_rejects_non_finite_and_newline(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+
+    with pytest.raises(ConfigError) as caught:
+        load_serve_file(path)
+
+    assert str(caught.value).startswith(f"{path}: {message}")
+
+
+@pytest.mark.usefixtures("no_server")
+def test_chaos_in_file_stays_config_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "chaos:\n  failure: {rate: 0.5, status: 418}\n")
+
+    result = CliRunner().invoke(main, ["serve", "--port", "0", "--config", str(path)])
+
+    assert result.exit_code == 1
+    assert f"Error: {path}: chaos: status 418 is not documented" in result.output
 
 
 @pytest.mark.usefixtures("no_server")

@@ -105,6 +105,42 @@ def test_changed_byte_is_rejected(
     assert receiver.problem(expect=None) == "1 delivery(ies) were invalid"
 
 
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (
+            json.dumps(session_event(user_id="\ud800")).encode(),
+            "body is not valid JSON text: a \\u escape encodes a lone UTF-16 surrogate",
+        ),
+        (b"[" * 100_000 + b"]" * 100_000, "body is not valid JSON: nests too deep"),
+    ],
+    ids=["lone-surrogate", "deep-nesting"],
+)
+def test_unusable_signed_json_is_invalid(
+    receiver: WebhookReceiver,
+    post: Callable[[bytes, dict[str, str]], httpx.Response],
+    body: bytes,
+    detail: str,
+) -> None:
+    headers = signed_body(body)
+
+    response = post(body, headers)
+
+    assert response.status_code == 400
+    assert response.json() == {"outcome": "invalid", "detail": detail}
+    assert receiver.counts == {"valid": 0, "duplicate": 0, "invalid": 1}
+
+
+def signed_body(body: bytes) -> dict[str, str]:
+    moment = dt.datetime.now(dt.UTC)
+    return {
+        "content-type": "application/json",
+        "webhook-id": EVENT_ID,
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": Webhook(DEFAULT_SECRET).sign(EVENT_ID, moment, body),
+    }
+
+
 def test_stale_timestamp_is_rejected(
     receiver: WebhookReceiver, post: Callable[[bytes, dict[str, str]], httpx.Response]
 ) -> None:

@@ -99,6 +99,8 @@ def test_empty_success_answers_without_body(
     document["paths"]["/flows/{flow_id}"]["delete"] = {
         "operationId": "deleteFlow",
         "summary": "Delete a flow",
+        # A path template's parameter must be declared, or the spec check stops start-up.
+        "parameters": [{"$ref": "#/components/parameters/FlowId"}],
         "responses": {"204": {"description": "Deleted."}},
     }
     path = tmp_path / "extended.yaml"

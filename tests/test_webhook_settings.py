@@ -34,8 +34,32 @@ from mock_server.webhook_settings import load_webhook_settings, validate_webhook
             "http://127.0.0.1/hooks#top",
             "'http://127.0.0.1/hooks#top' has a fragment, which is never sent; remove the '#' part",
         ),
+        (
+            "http://127.0.0.1:99999/x",
+            "'http://127.0.0.1:99999/x' has port 99999 (expected 1 to 65535)",
+        ),
+        ("http://127.0.0.1:0/x", "'http://127.0.0.1:0/x' has port 0 (expected 1 to 65535)"),
+        (
+            "http://user:pass@127.0.0.1/",
+            "URL for host '127.0.0.1' contains credentials (user:password@); remove them, "
+            "because webhook URLs are listed and logged",
+        ),
+        (
+            "http://xn--/",
+            "'http://xn--/' is not a valid URL (Malformed A-label, no Punycode eligible content "
+            "found)",
+        ),
     ],
-    ids=["ftp", "no-scheme", "no-host", "fragment"],
+    ids=[
+        "ftp",
+        "no-scheme",
+        "no-host",
+        "fragment",
+        "port-too-big",
+        "port-0",
+        "credentials",
+        "idna",
+    ],
 )
 def test_bad_webhook_url_is_rejected(url: str, message: str) -> None:
     with pytest.raises(ValueError) as caught:
@@ -147,9 +171,11 @@ webhooks:
 def serve_app(monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
     """Run `serve` with these arguments, capturing the app instead of starting a server."""
     captured: dict[str, Any] = {}
-    monkeypatch.setattr("uvicorn.run", lambda app, **options: captured.setdefault("app", app))
+    monkeypatch.setattr(
+        "broxi_mock.cli._run_server", lambda app, sock, *rest: captured.setdefault("app", app)
+    )
 
-    result = CliRunner().invoke(main, ["serve", *args])
+    result = CliRunner().invoke(main, ["serve", "--port", "0", *args])
 
     assert result.exit_code == 0, result.output
     return captured["app"]
@@ -188,7 +214,7 @@ def test_config_file_secret_is_never_echoed(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_serve_file(path)
 
-    assert str(caught.value).startswith(f"{path}: webhooks.secret: Value error, secret must")
+    assert str(caught.value).startswith(f"{path}: webhooks.secret: secret must")
     assert "whsec_dG9vLXNob3J0" not in str(caught.value)
 
 
