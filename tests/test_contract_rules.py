@@ -96,6 +96,22 @@ def test_reset_in_the_past_is_reported() -> None:
     assert titles(problems) == ["Rate-limit reset is in the past"]
 
 
+def test_reset_hours_ahead_is_reported() -> None:
+    now = int(time.time())
+
+    _, problems = header_problems(200, quota_headers(reset=now + 3600), required=True)
+
+    assert titles(problems) == ["Rate-limit reset is too far ahead"]
+
+
+def test_reset_a_rounded_minute_ahead_passes() -> None:
+    now = int(time.time())
+
+    _, problems = header_problems(200, quota_headers(reset=now + 63), required=True)
+
+    assert problems == []
+
+
 def test_429_without_retry_after_is_reported() -> None:
     _, problems = header_problems(429, quota_headers(remaining=0), required=True)
 
