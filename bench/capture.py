@@ -1,4 +1,4 @@
-"""Capture the mock's answers once, so the reference app serves the very same bytes."""
+"""Capture the mock's responses once, so the reference app serves the very same bytes."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def capture_bodies(port: int, scenarios: list[Scenario]) -> dict[str, Any]:
         status, body = _fetch(port, scenario)
         if status != scenario.expected_status:
             raise RuntimeError(
-                f"{scenario.label} answered {status}, expected {scenario.expected_status}: "
+                f"{scenario.label} returned {status}, expected {scenario.expected_status}: "
                 f"{body[:300]!r}"
             )
         if scenario.key == "stream_flow":

@@ -65,7 +65,7 @@ def pick_generator(requested: str) -> str:
 def run_load(
     generator: str, scenario: Scenario, port: int, connections: int, duration: float, work: Path
 ) -> dict[str, Any]:
-    """Load one scenario on one server; return req/s, p50/p99 in ms and unexpected answers."""
+    """Load one scenario on one server; return req/s, p50/p99 in ms and unexpected responses."""
     if generator == "wrk":
         result = _run_wrk(scenario, port, connections, duration, work)
     else:

@@ -2,7 +2,7 @@
 
 It serves the same routes as the mock with bodies captured from the mock beforehand, so both
 servers put the same bytes on the wire. Its only per-request work is a bearer-prefix check,
-which makes it the fastest this server stack can answer these routes.
+which makes it the fastest this server stack can serve these routes.
 """
 
 from __future__ import annotations

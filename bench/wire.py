@@ -45,7 +45,7 @@ def percentile(sorted_values: list[float], percent: float) -> float:
 
 @dataclass
 class Tally:
-    """What one load run saw: latencies in seconds, status counts and errors."""
+    """The results of one load run: latencies in seconds, status counts and errors."""
 
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)

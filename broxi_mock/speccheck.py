@@ -1,8 +1,8 @@
 """Structural checks of an OpenAPI document, each problem at a JSON pointer of the document.
 
 `serve` stops at the first problem and `lint` lists them all. openapi-spec-validator does most
-of the work; the checks here run first and cover what makes it crash (a dangling or circular
-`$ref`) or report a pointer relative to a schema (an invalid `pattern`).
+of the work. The checks here run first because they cover what makes it crash (a dangling
+or circular `$ref`) or report a pointer relative to a schema (an invalid `pattern`).
 """
 
 from __future__ import annotations

@@ -152,6 +152,6 @@ def excerpt(content: bytes | str | None, limit: int = 200) -> str:
 
 
 def join_items(items: list[str], limit: int = 5) -> str:
-    """Join the first `limit` items with semicolons and say how many more there are."""
+    """Join the first `limit` items with semicolons and add how many more there are."""
     more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
     return "; ".join(items[:limit]) + more

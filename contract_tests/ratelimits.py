@@ -1,4 +1,4 @@
-"""Rate-limit rules: the three headers on every response to a known token, and 429 answers."""
+"""Rate-limit rules: the three headers on every response to a known token, and 429 responses."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ QUOTA_HEADERS = {
     REMAINING: "X-RateLimit-Remaining",
     RESET: "X-RateLimit-Reset",
 }
-# Date and Reset are rounded to whole seconds, and servers such as uvicorn refresh a cached
-# Date once a second, which a busy machine delays further: a correct Reset was seen 63 s
-# after a Date on a loaded 2-core CI machine.
+# Date and Reset are rounded to whole seconds, and uvicorn refreshes its cached Date once a
+# second, later still on a busy machine. A correct Reset was seen 63 s after its Date on a
+# loaded 2-core CI machine.
 CLOCK_SLACK = 5
 # Limits count requests per minute, so a window always has room again within a minute.
 WINDOW_SECONDS = 60

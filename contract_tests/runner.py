@@ -72,7 +72,7 @@ def schemathesis_arguments(options: RunOptions) -> list[str]:
 
 
 def _selected_checks(options: RunOptions) -> tuple[str, ...]:
-    # --webhooks asks for the webhooks check even when --checks names others only.
+    # --webhooks adds the webhooks check even when --checks names others only.
     if options.webhook_listen and "all" not in options.checks and "webhooks" not in options.checks:
         return (*options.checks, "webhooks")
     return options.checks

@@ -29,7 +29,7 @@ class Event:
 
 @dataclass
 class EventStream:
-    """Every event a client would dispatch, plus what the standard tells a client to ignore."""
+    """Every event a client would dispatch, plus the lines the standard makes a client ignore."""
 
     events: list[Event] = field(default_factory=list)
     comments: int = 0

@@ -1,4 +1,4 @@
-"""State rules: what one response says agrees with itself, with the request and with later reads."""
+"""State rules: a response agrees with itself, with the request and with later reads."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def same_run_problems(created: Any, fetched: Any, curl: str) -> list[Problem]:
 
 
 def session_problems(session: Any, request: Any) -> list[Problem]:
-    """Check that a created session holds what the request sent."""
+    """Check that a created session contains what the request sent."""
     if not isinstance(session, dict) or not isinstance(request, dict):
         return []
     wanted = {
@@ -146,7 +146,7 @@ def history_problems(messages: list[Any], sent: str, reply: str | None, curl: st
     if reply is None:
         return []
     # Concurrent runs in one session interleave their turns, so the reply may come after other
-    # messages; it must only come after the message it answers.
+    # messages. It must only come after the message it replies to.
     later = contents[positions[0] + 1 :]
     if ("assistant", reply) in later:
         return []

@@ -24,7 +24,7 @@ TERMINAL_TYPES = ("end", "error")
 
 @dataclass
 class StreamReading:
-    """What a well-framed stream said: its run, its output and how it ended."""
+    """The content of a well-framed stream: its run, its output and how it ended."""
 
     run_id: str | None = None
     flow_id: str | None = None
@@ -50,7 +50,7 @@ def stream_problems(
     cut_short: bool,
     resumed: bool = False,
 ) -> tuple[StreamReading, list[Problem]]:
-    """Check a 200 response that must be an event stream; return what it said and its problems."""
+    """Check a 200 response that must be an event stream; return its content and its problems."""
     reading = StreamReading()
     content_type = headers.get("content-type")
     if media_type_of(content_type) != EVENT_STREAM:
@@ -189,7 +189,7 @@ def _run_id_problems(payloads: list[dict[str, Any]], reading: StreamReading) -> 
 def run_agreement_problems(
     reading: StreamReading, run: Any, flow_id: str, curl: str
 ) -> list[Problem]:
-    """Compare what a finished stream said with the run that `GET /runs/{id}` returns."""
+    """Compare the content of a finished stream with the run that `GET /runs/{id}` returns."""
     if not isinstance(run, dict) or reading.terminal is None:
         return []
     problems = []

@@ -19,7 +19,7 @@ STATUS_CODES = {
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMITED",
-    # Never seen by a client: it left before the answer. The journal records the status.
+    # No client receives this status because it left before the response; the journal records it.
     499: "CLIENT_CLOSED_REQUEST",
     500: "INTERNAL_ERROR",
     503: "SERVICE_UNAVAILABLE",
@@ -27,7 +27,7 @@ STATUS_CODES = {
 
 
 class ApiError(Exception):
-    """An error answered with the envelope; `details` name the field and the reason."""
+    """An error returned in the envelope; `details` name the field and the reason."""
 
     def __init__(
         self,
@@ -53,7 +53,7 @@ def field_error(
 
 
 def client_gone(message: str) -> ApiError:
-    """Build the 499 of a request whose client left; nobody reads it but the journal."""
+    """Build the 499 of a request whose client left; only the journal records it."""
     return ApiError(499, message, {"field": "/", "location": "body", "reason": "client left"})
 
 
@@ -67,7 +67,7 @@ def error_body(request_id: str, code: str, message: str, details: dict[str, Any]
 
 
 def error_response(request_id: str, error: ApiError) -> Response:
-    """Answer an `ApiError` with the envelope and the request id header."""
+    """Build the envelope response of an `ApiError`, with the request id header."""
     body = error_body(request_id, error.code, error.message, error.details)
     headers = {"X-Request-ID": request_id, **error.headers}
     return Response(body, error.status, headers=headers, media_type="application/json")

@@ -32,7 +32,7 @@ class EventBus:
         self._listeners.append(listener)
 
     def emit(self, event: str, data: dict[str, Any]) -> None:
-        """Send one event to every listener; a failing listener never fails the request."""
+        """Send one event to every listener; a listener that raises is logged, not propagated."""
         for listener in self._listeners:
             try:
                 listener(event, data)

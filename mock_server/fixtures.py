@@ -70,7 +70,7 @@ class FlowConfigFixture(StrictModel):
 
 
 class FlowFixture(StrictModel):
-    """A flow and how the mock answers its runs."""
+    """A flow and how the mock produces its runs."""
 
     id: Identifier
     name: Annotated[str, Field(min_length=1)]

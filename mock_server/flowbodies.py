@@ -14,7 +14,7 @@ class FlowBodies:
 
     Flows are fixtures that do not change while the server runs. A flow object that replaces
     another one under the same id is encoded anew, so the cache never serves a stale body and
-    holds one entry per flow id.
+    keeps one entry per flow id.
     """
 
     def __init__(self, base_url: str) -> None:

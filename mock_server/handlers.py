@@ -64,7 +64,7 @@ class Handlers:
     async def run_flow(self, context: RequestContext) -> Response:
         body = context.body or {}
         if body.get("stream"):
-            # The body asks for a stream explicitly, so the Accept header is not consulted.
+            # The body requests a stream explicitly, so the Accept header is not consulted.
             return await self._stream(context)
         if context.media_type != "application/json":
             raise _not_acceptable("application/json", "stream is false")

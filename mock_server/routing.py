@@ -124,7 +124,7 @@ class OperationEndpoint:
             request.scope["broxi.error"] = error
             if error.status >= 500 and not isinstance(error, ScenarioError):
                 logger.error(
-                    "%s %s answered %d: %s",
+                    "%s %s returned %d: %s",
                     request.method,
                     request.url.path,
                     error.status,
@@ -339,7 +339,7 @@ def _needs_token(spec: Spec, operation: Operation) -> bool:
 
 
 def _method_guards(routes: list[Route]) -> list[Route]:
-    """Answer 405 on a fixed path for the methods of a templated path that also matches it.
+    """Return 405 on a fixed path for the methods of a templated path that also matches it.
 
     Without a guard, `DELETE /_mock/webhooks/deliveries` would reach
     `DELETE /_mock/webhooks/{endpoint_id}` and fail as a malformed id.
@@ -367,7 +367,7 @@ def _not_allowed(allow: str) -> Callable[[Request], Awaitable[Response]]:
 
 
 def _merge_methods(routes: list[Route]) -> list[Route]:
-    # Starlette answers 405 only when no route of the path accepts the method, so routes of one
+    # Starlette returns 405 only when no route of the path accepts the method, so routes of one
     # path must come together; one dispatching route per path keeps `Allow` complete.
     by_path: dict[str, list[Route]] = {}
     for route in routes:

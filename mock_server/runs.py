@@ -54,7 +54,7 @@ class RunPlan:
         """Return how many tokens the run produces before it completes or fails."""
         return self.fail_after if self.fail_after is not None else len(self.tokens)
 
-    # Made only when a stream waits: a plain run has nobody to wake for each of its tokens.
+    # Made only when a stream waits: no reader waits on a plain run between its tokens.
     _changed: asyncio.Event | None = field(default=None, repr=False)
 
     def next_change(self) -> asyncio.Event:

@@ -68,7 +68,7 @@ class OperationScenarios:
         """Build the JSON response of a success choice, or return None for the handler to respond.
 
         Event streams have no examples, so a success preference on a streamed request leaves
-        the stream to the handler. A request body with `"stream": true` asks for a stream
+        the stream to the handler. A request body with `"stream": true` requests a stream
         whatever the Accept header, as the spec describes for running a flow.
         """
         response = choice.response

@@ -39,14 +39,14 @@ class ParameterRule:
     types: frozenset[str]
     default: Any
     validator: Any = field(repr=False)
-    # What a valid value looks like, said in words, for schemas whose own message is vague.
+    # Descriptions of valid values, in words, for schemas whose own message is vague.
     expected: str | None = None
     bounds: tuple[Any, Any] = (None, None)
 
 
 @dataclass(frozen=True)
 class RequestRules:
-    """What a valid request of one operation looks like."""
+    """The rules a valid request of one operation follows."""
 
     parameters: tuple[ParameterRule, ...]
     body_required: bool
@@ -232,7 +232,7 @@ def check_content_encoding(header: str | None) -> None:
 
 
 def parse_json_body(raw: bytes) -> Any:
-    """Decode a request body that must be one JSON object, raising a 400 that says why not."""
+    """Decode a request body that must be one JSON object, raising a 400 that explains why not."""
     if not raw.strip():
         raise _body_error("Request body is empty; expected a JSON object.", "/", "body is empty")
     try:

@@ -271,8 +271,8 @@ class WebhookDispatcher:
             limits=httpx.Limits(max_connections=settings.max_connections),
             follow_redirects=False,
             headers={"user-agent": USER_AGENT},
-            # NOTE: proxy variables (HTTP_PROXY and the like) are ignored, so that deliveries
-            # to 127.0.0.1 never go through a proxy; a receiver behind a proxy is unreachable.
+            # NOTE: proxy variables (HTTP_PROXY and the like) are ignored so that deliveries to
+            # 127.0.0.1 never go through a proxy. A receiver behind a proxy is unreachable.
             trust_env=False,
         )
 

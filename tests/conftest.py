@@ -154,7 +154,7 @@ class RecordingReceiver:
 
     `answer(request, attempt)` returns the status for a request, `attempt` counting requests
     with the same `webhook-id` from 1. While `hold` is set, requests wait (at most
-    `MAX_HOLD_SECONDS`) until `release()` or `close()`, answering nothing in the meantime.
+    `MAX_HOLD_SECONDS`) until `release()` or `close()`, sending no response in the meantime.
     """
 
     MAX_HOLD_SECONDS = 15.0

@@ -101,8 +101,22 @@ async def abort_stream(app: Any, flow_id: str, after_events: int, body: bytes) -
             if seen >= after_events:
                 disconnect.set()
 
-    path = f"/v1/flows/{flow_id}/stream"
-    scope = {
+    scope = post_scope(f"/v1/flows/{flow_id}/stream", len(body), accept=b"text/event-stream")
+    async with asyncio.timeout(10):
+        await app(scope, receive, send)
+    return seen
+
+
+def post_scope(path: str, content_length: int, accept: bytes | None = None) -> dict[str, Any]:
+    """Build the ASGI scope of a JSON POST with the pro token."""
+    headers = [
+        (b"authorization", f"Bearer {PRO_TOKEN}".encode()),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(content_length).encode()),
+    ]
+    if accept is not None:
+        headers.append((b"accept", accept))
+    return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
@@ -112,18 +126,10 @@ async def abort_stream(app: Any, flow_id: str, after_events: int, body: bytes) -
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [
-            (b"authorization", f"Bearer {PRO_TOKEN}".encode()),
-            (b"content-type", b"application/json"),
-            (b"accept", b"text/event-stream"),
-            (b"content-length", str(len(body)).encode()),
-        ],
+        "headers": headers,
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 80),
     }
-    async with asyncio.timeout(10):
-        await app(scope, receive, send)
-    return seen
 
 
 async def call_and_leave(
@@ -143,23 +149,6 @@ async def call_and_leave(
     async def send(message: dict[str, Any]) -> None:
         return None
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"authorization", f"Bearer {PRO_TOKEN}".encode()),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(declared).encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
+    scope = post_scope(path, declared)
     async with asyncio.timeout(10):
         await app(scope, receive, send)

@@ -17,7 +17,7 @@ RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset
 
 
 class FakeClock:
-    """A clock that moves only when a test says so."""
+    """A clock that moves only when a test moves it."""
 
     def __init__(self, now: float = START) -> None:
         self.now = now

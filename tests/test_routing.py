@@ -1,4 +1,4 @@
-"""Routes, validation and answers come from the spec alone."""
+"""Routes, validation and responses come from the spec alone."""
 
 from __future__ import annotations
 
